@@ -1,0 +1,209 @@
+package raftstore
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+)
+
+// Keyring seals access tokens before they are proposed, so that no
+// plaintext secret reaches the Raft log, snapshots or bolt files. Each key
+// has a term; sealing uses the primary term, opening any known term, so
+// keys rotate by adding a new primary and keeping the old ones until every
+// token has been re-sealed (reset) or the old clients are gone.
+//
+// Sealed format: version byte (1) | term (4 bytes, big endian) | nonce (12)
+// | AES-256-GCM ciphertext and tag. The additional data is the clientId, so
+// a sealed token cannot be moved to another client.
+type Keyring struct {
+	primary uint32
+	aeads   map[uint32]cipher.AEAD
+}
+
+const sealVersion = 1
+
+// ErrUnknownKeyTerm is returned when a sealed token names a term the
+// keyring does not hold.
+var ErrUnknownKeyTerm = errors.New("raftstore: sealed with an unknown key term")
+
+// NewKeyring builds a keyring from 32-byte AES-256 keys by term.
+func NewKeyring(primaryTerm uint32, keys map[uint32][]byte) (*Keyring, error) {
+	if _, ok := keys[primaryTerm]; !ok {
+		return nil, fmt.Errorf("raftstore: keyring has no key for primary term %d", primaryTerm)
+	}
+	k := &Keyring{primary: primaryTerm, aeads: make(map[uint32]cipher.AEAD, len(keys))}
+	for term, key := range keys {
+		if len(key) != 32 {
+			return nil, fmt.Errorf("raftstore: key term %d is %d bytes, want 32 (AES-256)", term, len(key))
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		k.aeads[term] = aead
+	}
+	return k, nil
+}
+
+func tokenAAD(clientID string) []byte { return append([]byte("tcauth/client-token\x00"), clientID...) }
+
+// Seal encrypts a client's token with the primary key.
+func (k *Keyring) Seal(clientID string, plaintext []byte) ([]byte, error) {
+	if k == nil {
+		return nil, ErrNoKeyring
+	}
+	aead := k.aeads[k.primary]
+	out := make([]byte, 5, 5+aead.NonceSize()+len(plaintext)+aead.Overhead())
+	out[0] = sealVersion
+	binary.BigEndian.PutUint32(out[1:], k.primary)
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	out = append(out, nonce...)
+	return aead.Seal(out, nonce, plaintext, tokenAAD(clientID)), nil
+}
+
+// Open decrypts a sealed token of clientID.
+func (k *Keyring) Open(clientID string, sealed []byte) ([]byte, error) {
+	if k == nil {
+		return nil, ErrNoKeyring
+	}
+	if len(sealed) < 5 || sealed[0] != sealVersion {
+		return nil, errors.New("raftstore: not a sealed token")
+	}
+	term := binary.BigEndian.Uint32(sealed[1:5])
+	aead, ok := k.aeads[term]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownKeyTerm, term)
+	}
+	rest := sealed[5:]
+	if len(rest) < aead.NonceSize()+aead.Overhead() {
+		return nil, errors.New("raftstore: sealed token too short")
+	}
+	return aead.Open(nil, rest[:aead.NonceSize()], rest[aead.NonceSize():], tokenAAD(clientID))
+}
+
+// PrimaryTerm is the term new tokens are sealed with.
+func (k *Keyring) PrimaryTerm() uint32 { return k.primary }
+
+// keyringFile is the on-disk form: {"primary": 2, "keys": {"1": "<base64>", "2": "<base64>"}}.
+type keyringFile struct {
+	Primary uint32            `json:"primary"`
+	Keys    map[string]string `json:"keys"`
+}
+
+// LoadKeyringFile reads a keyring file. It refuses files other users can
+// read: the keys protect every access token.
+func LoadKeyringFile(path string) (*Keyring, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("raftstore: keyring %s is readable by others (mode %v); chmod 600 it", path, st.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f keyringFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("raftstore: keyring %s: %w", path, err)
+	}
+	keys := make(map[uint32][]byte, len(f.Keys))
+	for t, b64 := range f.Keys {
+		term, err := strconv.ParseUint(t, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("raftstore: keyring %s: bad term %q", path, t)
+		}
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			return nil, fmt.Errorf("raftstore: keyring %s: term %s: %w", path, t, err)
+		}
+		keys[uint32(term)] = key
+	}
+	return NewKeyring(f.Primary, keys)
+}
+
+// GenerateKeyringFile writes a new keyring with one random key (term 1) to
+// path, mode 0600, failing if the file exists.
+func GenerateKeyringFile(path string) (*Keyring, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return writeKeyring(path, 1, map[uint32][]byte{1: key}, os.O_EXCL)
+}
+
+// RotateKeyringFile adds a new random key to the keyring at path and makes
+// it primary; old terms stay so existing tokens still open.
+func RotateKeyringFile(path string) (*Keyring, error) {
+	old, err := LoadKeyringFile(path)
+	if err != nil {
+		return nil, err
+	}
+	data, _ := os.ReadFile(path)
+	var f keyringFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, err
+	}
+	keys := map[uint32][]byte{}
+	terms := []uint32{}
+	for t, b64 := range f.Keys {
+		term, _ := strconv.ParseUint(t, 10, 32)
+		keys[uint32(term)], _ = base64.StdEncoding.DecodeString(b64)
+		terms = append(terms, uint32(term))
+	}
+	sort.Slice(terms, func(i, j int) bool { return terms[i] < terms[j] })
+	next := old.primary + 1
+	if last := terms[len(terms)-1]; last >= next {
+		next = last + 1
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	keys[next] = key
+	return writeKeyring(path, next, keys, os.O_TRUNC)
+}
+
+func writeKeyring(path string, primary uint32, keys map[uint32][]byte, flag int) (*Keyring, error) {
+	k, err := NewKeyring(primary, keys)
+	if err != nil {
+		return nil, err
+	}
+	f := keyringFile{Primary: primary, Keys: map[string]string{}}
+	for t, key := range keys {
+		f.Keys[strconv.FormatUint(uint64(t), 10)] = base64.StdEncoding.EncodeToString(key)
+	}
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fh.Write(append(data, '\n')); err != nil {
+		fh.Close()
+		return nil, err
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return k, fh.Close()
+}

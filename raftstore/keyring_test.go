@@ -1,0 +1,80 @@
+package raftstore
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestKeyringSealOpen(t *testing.T) {
+	k := TestKeyring(t)
+	sealed, err := k.Seal("client-a", []byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, []byte("secret")) {
+		t.Fatal("plaintext visible")
+	}
+	if got, err := k.Open("client-a", sealed); err != nil || string(got) != "secret" {
+		t.Fatalf("open = %q %v", got, err)
+	}
+	// Bound to the clientId: a sealed token cannot move to another client.
+	if _, err := k.Open("client-b", sealed); err == nil {
+		t.Fatal("opened under another clientId")
+	}
+	tampered := bytes.Clone(sealed)
+	tampered[len(tampered)-1] ^= 1
+	if _, err := k.Open("client-a", tampered); err == nil {
+		t.Fatal("tampered token opened")
+	}
+	for _, bad := range [][]byte{nil, {1}, {2, 0, 0, 0, 1}, sealed[:10]} {
+		if _, err := k.Open("client-a", bad); err == nil {
+			t.Errorf("%x opened", bad)
+		}
+	}
+	if _, err := NewKeyring(1, map[uint32][]byte{1: make([]byte, 16)}); err == nil {
+		t.Fatal("16-byte key accepted")
+	}
+	if _, err := NewKeyring(2, map[uint32][]byte{1: make([]byte, 32)}); err == nil {
+		t.Fatal("missing primary accepted")
+	}
+}
+
+func TestKeyringFileRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyring.json")
+	k1, err := GenerateKeyringFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GenerateKeyringFile(path); err == nil {
+		t.Fatal("overwrote an existing keyring")
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", st.Mode().Perm())
+	}
+	old, _ := k1.Seal("c", []byte("old-token"))
+	k2, err := RotateKeyringFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k2.PrimaryTerm() != 2 {
+		t.Fatalf("primary term %d", k2.PrimaryTerm())
+	}
+	if got, err := k2.Open("c", old); err != nil || string(got) != "old-token" {
+		t.Fatalf("old term after rotation: %q %v", got, err)
+	}
+	newSealed, _ := k2.Seal("c", []byte("new-token"))
+	if _, err := k1.Open("c", newSealed); !errors.Is(err, ErrUnknownKeyTerm) {
+		t.Fatalf("old keyring opening new term: %v", err)
+	}
+	loaded, err := LoadKeyringFile(path)
+	if err != nil || loaded.PrimaryTerm() != 2 {
+		t.Fatalf("reload: %v", err)
+	}
+	os.Chmod(path, 0o644)
+	if _, err := LoadKeyringFile(path); err == nil {
+		t.Fatal("world-readable keyring accepted")
+	}
+}
