@@ -25,6 +25,10 @@ func newApp() *cli.App {
 		Usage: "Taskcluster-compatible authentication: control plane, sidecar and tools",
 		Commands: []*cli.Command{
 			scopesCommand(),
+			clientCommand(),
+			roleCommand(),
+			controlplaneCommand(),
+			devCommand(),
 		},
 	}
 }

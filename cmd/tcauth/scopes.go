@@ -72,11 +72,12 @@ func scopesCommand() *cli.Command {
 			},
 			{
 				Name:      "expand",
-				Usage:     "expand a scope set through roles (assume:<roleId>), to a fixpoint",
+				Usage:     "expand a scope set through roles (assume:<roleId>), to a fixpoint: roles from --roles FILE, or the server's with --remote",
 				ArgsUsage: "[SCOPE...]",
 				Flags: []cli.Flag{
 					jsonFlag,
 					&cli.StringFlag{Name: "roles", Usage: "a JSON file holding a list of {roleId, scopes}"},
+					&cli.BoolFlag{Name: "remote", Usage: "expand with the roles of the control plane at TASKCLUSTER_ROOT_URL instead of --roles"},
 				},
 				Action: expandAction,
 			},
@@ -132,6 +133,17 @@ type roleFileEntry struct {
 }
 
 func expandAction(c *cli.Context) error {
+	if c.Bool("remote") {
+		in, err := scopeArgsOrStdin(c)
+		if err != nil {
+			return err
+		}
+		out, err := expandRemote(c.Context, in)
+		if err != nil {
+			return err
+		}
+		return writeScopes(c, out)
+	}
 	if err := requireFlags(c, "roles"); err != nil {
 		return err
 	}

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+
+	"github.com/tcauth/tcauth/controlplane"
+	"github.com/tcauth/tcauth/protocol"
+	"github.com/tcauth/tcauth/protocol/tcclient"
+	"github.com/tcauth/tcauth/raftstore"
+)
+
+// nodeOptions is everything needed to start one control-plane node; the
+// controlplane and dev commands fill it from flags.
+type nodeOptions struct {
+	NodeID, DataDir         string
+	HTTPAddr, AdvertiseURL  string
+	RaftAddr, RaftAdvertise string
+	Bootstrap               bool
+	JoinURL                 string
+	TLS                     *tls.Config
+	InsecureRaft            bool
+	KeyringPath             string
+	RootURL                 string
+	StaticClients           []controlplane.StaticClient
+	TrustedProxies          []string
+	WebsocktunnelSecret     string
+	Logger                  *slog.Logger
+}
+
+// runningNode is a started node: its store, API server and HTTP listener.
+type runningNode struct {
+	store    *raftstore.Store
+	server   *controlplane.Server
+	http     *http.Server
+	listener net.Listener
+	rootTok  string
+	rootNew  bool
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+// startNode opens the store, starts the HTTP API and the background jobs.
+// The root access token is generated into the data directory on first
+// start; it is never logged.
+func startNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	keyringPath := o.KeyringPath
+	if keyringPath == "" {
+		keyringPath = filepath.Join(o.DataDir, "keyring.json")
+	}
+	keyring, err := raftstore.LoadKeyringFile(keyringPath)
+	if errors.Is(err, os.ErrNotExist) && (o.Bootstrap || o.KeyringPath == "") {
+		keyring, err = raftstore.GenerateKeyringFile(keyringPath)
+		if err == nil {
+			o.Logger.Info("generated a new token keyring; every node of the cluster needs a copy", "path", keyringPath)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	rootTok, rootNew, err := controlplane.EnsureRootToken(o.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("root token: %w", err)
+	}
+	static := append([]controlplane.StaticClient{{ClientID: "static/taskcluster/root", AccessToken: rootTok}}, o.StaticClients...)
+
+	ln, err := net.Listen("tcp", o.HTTPAddr)
+	if err != nil {
+		return nil, err
+	}
+	if o.AdvertiseURL == "" {
+		o.AdvertiseURL = "http://" + ln.Addr().String()
+	}
+	rcfg := raftstore.DefaultConfig()
+	rcfg.NodeID, rcfg.DataDir = o.NodeID, filepath.Join(o.DataDir, "raft")
+	rcfg.RaftBind, rcfg.RaftAdvertise = o.RaftAddr, o.RaftAdvertise
+	rcfg.TLS, rcfg.AllowInsecure = o.TLS, o.InsecureRaft
+	rcfg.Keyring, rcfg.Bootstrap, rcfg.Logger = keyring, o.Bootstrap, o.Logger
+	store, err := raftstore.Open(rcfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	proxies, err := controlplane.ParseTrustedProxies(o.TrustedProxies)
+	if err != nil {
+		store.Close()
+		ln.Close()
+		return nil, err
+	}
+	cfg := controlplane.DefaultConfig()
+	cfg.RootURL, cfg.AdvertiseURL = o.RootURL, o.AdvertiseURL
+	if cfg.RootURL == "" {
+		cfg.RootURL = o.AdvertiseURL
+	}
+	cfg.TrustedProxies, cfg.StaticClients, cfg.WebsocktunnelSecret, cfg.Logger = proxies, static, o.WebsocktunnelSecret, o.Logger
+	server, err := controlplane.New(cfg, controlplane.NewRaftStore(store))
+	if err != nil {
+		store.Close()
+		ln.Close()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	n := &runningNode{store: store, server: server, listener: ln, rootTok: rootTok, rootNew: rootNew, cancel: cancel, done: make(chan error, 2)}
+	n.http = &http.Server{Handler: server.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.done <- err
+		}
+	}()
+	go func() { n.done <- server.Run(runCtx) }()
+	if o.JoinURL != "" {
+		if err := joinCluster(ctx, o.JoinURL, o.NodeID, store.RaftAddr()); err != nil {
+			n.stop()
+			return nil, fmt.Errorf("join %s: %w", o.JoinURL, err)
+		}
+	}
+	return n, nil
+}
+
+// joinCluster asks a running node (forwarded to its leader) to add this
+// node as a voter. It uses the TASKCLUSTER_* credentials of the operator
+// (scope auth:tcauth:cluster:join); Raft traffic itself still needs a
+// certificate from the cluster CA.
+func joinCluster(ctx context.Context, joinURL, id, raftAddr string) error {
+	c := &tcclient.Client{RootURL: joinURL}
+	if env, err := tcclient.FromEnv(); err == nil {
+		c.Credentials = env.Credentials
+	} else if id := os.Getenv("TASKCLUSTER_CLIENT_ID"); id != "" {
+		c.Credentials = &protocol.Credentials{ClientID: id, AccessToken: os.Getenv("TASKCLUSTER_ACCESS_TOKEN")}
+	}
+	var lastErr error
+	for attempt := 0; attempt < 30; attempt++ {
+		lastErr = c.Do(ctx, http.MethodPost, "/tcauth/cluster/members", nil, map[string]string{"id": id, "raftAddr": raftAddr}, nil)
+		var apiErr *tcclient.Error
+		if lastErr == nil || errors.As(lastErr, &apiErr) && apiErr.StatusCode < 500 {
+			return lastErr
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return lastErr
+}
+
+func (n *runningNode) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n.http.Shutdown(ctx)
+	n.cancel()
+	n.store.Close()
+}
+
+// waitForSignal runs until SIGINT/SIGTERM or a fatal error, then stops the
+// node gracefully (a leader hands over leadership first).
+func (n *runningNode) waitForSignal(log *slog.Logger) error {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	var err error
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case err = <-n.done:
+	}
+	n.stop()
+	return err
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func controlplaneCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "config", Usage: "YAML file with any of these flags as keys", EnvVars: []string{"TCAUTH_CONFIG"}},
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "node-id", Usage: "this node's stable Raft id", EnvVars: []string{"TCAUTH_NODE_ID"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Usage: "where raft.db, snapshots, the keyring and the root token live", EnvVars: []string{"TCAUTH_DATA_DIR"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:8080", Usage: "API listen address", EnvVars: []string{"TCAUTH_HTTP_ADDR"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "advertise-url", Usage: "this node's API base URL as peers reach it (default http://<http-addr>)", EnvVars: []string{"TCAUTH_ADVERTISE_URL"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "root-url", Usage: "the deployment's root URL clients use (default the advertise URL)", EnvVars: []string{"TCAUTH_ROOT_URL"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "raft-addr", Value: "127.0.0.1:8300", Usage: "Raft listen address", EnvVars: []string{"TCAUTH_RAFT_ADDR"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "raft-advertise", Usage: "Raft address peers dial (default the listen address)", EnvVars: []string{"TCAUTH_RAFT_ADVERTISE"}}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "bootstrap", Usage: "form a new cluster with this node if it has no state", EnvVars: []string{"TCAUTH_BOOTSTRAP"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "join", Usage: "API URL of a running node to join (uses TASKCLUSTER_CLIENT_ID/ACCESS_TOKEN)", EnvVars: []string{"TCAUTH_JOIN"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-ca", Usage: "cluster CA (PEM) for Raft mutual TLS", EnvVars: []string{"TCAUTH_TLS_CA"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-cert", Usage: "this node's certificate (PEM)", EnvVars: []string{"TCAUTH_TLS_CERT"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-key", Usage: "this node's key (PEM)", EnvVars: []string{"TCAUTH_TLS_KEY"}}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "insecure-raft", Usage: "plain TCP for Raft (single node on loopback only)", EnvVars: []string{"TCAUTH_INSECURE_RAFT"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "keyring", Usage: "token keyring file, the same on every node (default <data-dir>/keyring.json, generated when bootstrapping)", EnvVars: []string{"TCAUTH_KEYRING"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "static-clients", Usage: "JSON file: a list of {clientId, accessToken, description, scopes}", EnvVars: []string{"TCAUTH_STATIC_CLIENTS"}}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR whose X-Forwarded-* headers are believed (load balancers, peer nodes)", EnvVars: []string{"TCAUTH_TRUSTED_PROXIES"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "websocktunnel-secret", Usage: "secret for websocktunnelToken", EnvVars: []string{"TCAUTH_WEBSOCKTUNNEL_SECRET"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"TCAUTH_LOG_LEVEL"}}),
+	}
+	return &cli.Command{
+		Name:   "controlplane",
+		Usage:  "run one control-plane node (the Taskcluster auth v1 API on Raft)",
+		Flags:  flags,
+		Before: altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
+		Action: func(c *cli.Context) error {
+			if err := requireFlags(c, "node-id", "data-dir"); err != nil {
+				return err
+			}
+			if c.Bool("bootstrap") && c.String("join") != "" {
+				return badInput("--bootstrap and --join exclude each other")
+			}
+			log := newLogger(c.String("log-level"))
+			o := nodeOptions{
+				NodeID: c.String("node-id"), DataDir: c.String("data-dir"), HTTPAddr: c.String("http-addr"),
+				AdvertiseURL: c.String("advertise-url"), RootURL: c.String("root-url"), RaftAddr: c.String("raft-addr"),
+				RaftAdvertise: c.String("raft-advertise"), Bootstrap: c.Bool("bootstrap"), JoinURL: c.String("join"),
+				InsecureRaft: c.Bool("insecure-raft"), KeyringPath: c.String("keyring"),
+				TrustedProxies: c.StringSlice("trusted-proxy"), WebsocktunnelSecret: c.String("websocktunnel-secret"), Logger: log,
+			}
+			if ca, cert, key := c.String("tls-ca"), c.String("tls-cert"), c.String("tls-key"); ca != "" || cert != "" || key != "" {
+				tlsCfg, err := raftstore.LoadTLSConfig(ca, cert, key)
+				if err != nil {
+					return badInput("Raft TLS: %v", err)
+				}
+				o.TLS = tlsCfg
+			} else if !o.InsecureRaft {
+				return badInput("Raft traffic needs --tls-ca, --tls-cert and --tls-key (or --insecure-raft for a single node on loopback)")
+			}
+			if path := c.String("static-clients"); path != "" {
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return badInput("--static-clients: %v", err)
+				}
+				if err := json.Unmarshal(data, &o.StaticClients); err != nil {
+					return badInput("--static-clients %s: %v", path, err)
+				}
+			}
+			n, err := startNode(c.Context, o)
+			if err != nil {
+				return err
+			}
+			// The token itself never reaches the log: only where it is.
+			log.Info("control plane started", "node", o.NodeID, "api", n.listener.Addr().String(), "raft", n.store.RaftAddr(),
+				"rootClientId", "static/taskcluster/root", "rootTokenFile", filepath.Join(o.DataDir, controlplane.RootTokenFile),
+				"rootTokenGenerated", n.rootNew)
+			return n.waitForSignal(log)
+		},
+	}
+}
+
+func devCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "dev",
+		Usage: "run a single-node control plane on a local data directory and print credentials and an example call",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data-dir", Value: ".tcauth-dev", Usage: "where state is kept between runs", EnvVars: []string{"TCAUTH_DEV_DIR"}},
+			&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:8080", Usage: "control-plane API address"},
+			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"},
+		},
+		Action: func(c *cli.Context) error {
+			log := newLogger(c.String("log-level"))
+			dir, err := filepath.Abs(c.String("data-dir"))
+			if err != nil {
+				return err
+			}
+			n, err := startNode(c.Context, nodeOptions{
+				NodeID: "dev", DataDir: dir, HTTPAddr: c.String("http-addr"), RaftAddr: "127.0.0.1:0",
+				Bootstrap: true, InsecureRaft: true, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			root := "http://" + n.listener.Addr().String()
+			if err := waitReady(c.Context, root, n.store); err != nil {
+				n.stop()
+				return err
+			}
+			printDevBanner(c.App.Writer, root, n.rootTok, dir)
+			return n.waitForSignal(log)
+		},
+	}
+}
+
+// waitReady waits until the node leads and answers ping.
+func waitReady(ctx context.Context, root string, store *raftstore.Store) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if store.IsLeader() {
+			resp, err := http.Get(root + "/api/auth/v1/ping")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return errors.New("the dev control plane did not become ready within 30s")
+}
+
+func printDevBanner(w interface{ Write([]byte) (int, error) }, root, token, dir string) {
+	self, _ := os.Executable()
+	if strings.Contains(self, "go-build") {
+		self = "go run ./cmd/tcauth"
+	}
+	fmt.Fprintf(w, `tcauth dev: a single-node control plane is running.
+
+  API        %[1]s/api/auth/v1/
+  data       %[3]s (delete it to start afresh)
+
+Root credentials (scope *), for this shell:
+
+  export TASKCLUSTER_ROOT_URL=%[1]s
+  export TASKCLUSTER_CLIENT_ID=static/taskcluster/root
+  export TASKCLUSTER_ACCESS_TOKEN=%[2]s
+
+Try, in another shell with those variables set:
+
+  curl -s %[1]s/api/auth/v1/ping
+  %[4]s client create my/first-client --description "first client" --scope 'queue:*' --expires '30 days'
+  %[4]s role create project-admin:'*' --description "project admins" --scope 'secrets:get:project/<..>/*'
+  %[4]s scopes expand --remote 'assume:project-admin:ops'
+
+Ctrl-C stops it.
+`, root, token, dir, self)
+}

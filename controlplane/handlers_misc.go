@@ -1,0 +1,317 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tcauth/tcauth/protocol"
+	"github.com/tcauth/tcauth/scopeengine"
+)
+
+func (s *Server) ping(c *call) error {
+	return c.reply(protocol.PingResponse{Alive: true, Uptime: s.cfg.Now().Sub(s.started).Seconds()})
+}
+
+func (s *Server) lbheartbeat(c *call) error { return c.reply(struct{}{}) }
+
+func (s *Server) version(c *call) error { return c.reply(s.cfg.Version) }
+
+// heartbeat reports the Raft state (tcauth choice, API.md): leader 200;
+// follower 429 (200 with ?standbyok=true), like Vault's health endpoint, so
+// a check can select the leader; no leader known (no quorum) 503.
+func (s *Server) heartbeat(c *call) error {
+	state := s.store.RaftState()
+	leader := s.store.LeaderAPIAddress()
+	body := map[string]any{"raftState": state, "appliedIndex": s.store.AppliedIndex(), "leaderKnown": leader != "" || s.store.IsLeader()}
+	status := http.StatusOK
+	switch {
+	case s.store.IsLeader():
+	case leader == "":
+		status = http.StatusServiceUnavailable
+		body["raftState"] = "no-quorum"
+	case c.query["standbyok"] != "true":
+		status = http.StatusTooManyRequests
+	}
+	b, err := marshalPretty(body)
+	if err != nil {
+		return err
+	}
+	c.writeJSON(status, b)
+	return nil
+}
+
+func (s *Server) authenticateHawk(c *call) error {
+	m := c.input.(map[string]any)
+	req := protocol.Request{
+		Method:   m["method"].(string),
+		Resource: m["resource"].(string),
+		Host:     m["host"].(string),
+		Port:     int(m["port"].(float64)),
+	}
+	if v, ok := m["authorization"].(string); ok {
+		req.Authorization = v
+	}
+	if v, ok := m["sourceIp"].(string); ok {
+		req.SourceIP = v
+	}
+	res := s.authn.Authenticate(c.r.Context(), req)
+	if res.Err != nil {
+		return res.Err
+	}
+	return c.reply(res)
+}
+
+// testerSource is the single fake client of testAuthenticate(Get):
+// tester / no-secret with the given scopes and no expiry (PROTOCOL §12).
+type testerSource struct{ scopes []string }
+
+func (t testerSource) Client(_ context.Context, id string) (*protocol.Client, error) {
+	if id != "tester" {
+		return nil, protocol.ErrClientNotFound
+	}
+	return &protocol.Client{ClientID: "tester", AccessToken: "no-secret", ExpandedScopes: t.scopes}, nil
+}
+
+// testAuthenticateCommon authenticates the request itself against the
+// tester client (identity expander: the reference's sorted merge keeps the
+// caller's order, e.g. [assume:anonymous, test:*, b:x, a:x]) and checks
+// {AllOf: required}.
+func (s *Server) testAuthenticateCommon(c *call, clientScopes, required []string, literalPlaceholders bool) error {
+	authn := &protocol.Authenticator{Clients: testerSource{clientScopes}, Now: s.cfg.Now}
+	res, err := s.authenticateWith(c, authn)
+	if err != nil {
+		return err
+	}
+	c.auth = res
+	expr := scopeengine.AllOfScopes(required...)
+	if err := checkScopes(res, expr); err != nil {
+		if literalPlaceholders {
+			// [quirk] copied: the reference's testAuthenticateGet reports
+			// the 403 without filling in its placeholders (vector
+			// testauth.get_bewit_authorizedScopes).
+			return apiErr(protocol.CodeInsufficientScopes, "Client ID "+res.ClientID+" does not have sufficient scopes and is missing the following scopes:\n\n```\n{{unsatisfied}}\n```\n\nThis request requires the client to satisfy the following scope expression:\n\n```\n{{required}}\n```")
+		}
+		return err
+	}
+	return c.reply(protocol.TestAuthenticateResponse{ClientID: c.clientID(), Scopes: res.Scopes})
+}
+
+func (s *Server) testAuthenticate(c *call) error {
+	m := c.input.(map[string]any)
+	return s.testAuthenticateCommon(c, stringList(m["clientScopes"]), stringList(m["requiredScopes"]), false)
+}
+
+func (s *Server) testAuthenticateGet(c *call) error {
+	return s.testAuthenticateCommon(c, []string{"test:*", "auth:create-client:test:*"}, []string{"test:authenticate-get"}, true)
+}
+
+// websocktunnelToken signs an HS256 JWT (API.md §4): claims tid, aud, sub
+// (the caller's clientId), iat, exp = iat + 96 h, nbf = iat − 900, iss.
+func (s *Server) websocktunnelToken(c *call) error {
+	if s.cfg.WebsocktunnelSecret == "" {
+		return apiErr(protocol.CodeResourceNotFound, "websocktunnel is not configured in this deployment")
+	}
+	iat := c.now.Unix()
+	exp := iat + 96*3600
+	claims := struct {
+		Tid string `json:"tid"`
+		Aud string `json:"aud"`
+		Sub string `json:"sub"`
+		Iat int64  `json:"iat"`
+		Exp int64  `json:"exp"`
+		Nbf int64  `json:"nbf"`
+		Iss string `json:"iss"`
+	}{c.params["wstClient"], c.params["wstAudience"], c.clientID(), iat, exp, iat - 900, "taskcluster-auth"}
+	token, err := signJWT(s.cfg.WebsocktunnelSecret, claims)
+	if err != nil {
+		return err
+	}
+	return c.reply(struct {
+		WstClient   string `json:"wstClient"`
+		WstAudience string `json:"wstAudience"`
+		Token       string `json:"token"`
+		Expires     string `json:"expires"`
+	}{c.params["wstClient"], c.params["wstAudience"], token, protocol.FormatTime(time.Unix(exp, 0))})
+}
+
+func signJWT(secret string, claims any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding
+	signing := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString(payload)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(signing))
+	return signing + "." + enc.EncodeToString(mac.Sum(nil)), nil
+}
+
+// The cloud-credential endpoints are routed and authorized exactly as the
+// reference's, but no cloud provider is configurable yet: after the scope
+// check they answer 404 ResourceNotFound as the reference does for an
+// unconfigured bucket/account/project.
+
+func (s *Server) awsS3Credentials(c *call) error {
+	level := c.params["level"]
+	if err := c.authorize(map[string]any{"levelIsReadOnly": level == "read-only", "bucket": c.params["bucket"], "prefix": c.params["prefix"]}); err != nil {
+		return err
+	}
+	if strings.HasPrefix(c.params["prefix"], "/") {
+		return apiErr(protocol.CodeInputError, "The `prefix` may not start with a slash `/`")
+	}
+	return apiErr(protocol.CodeResourceNotFound, "No credentials available for bucket %s", c.params["bucket"])
+}
+
+func (s *Server) azureAccounts(c *call) error {
+	return c.reply(map[string]any{"accounts": []string{}})
+}
+
+func (s *Server) azureAccountNotFound(c *call) error {
+	return apiErr(protocol.CodeResourceNotFound, "Account '%s' not found, can't delegate access", c.params["account"])
+}
+
+func (s *Server) azureSAS(c *call) error {
+	resource := c.params["table"]
+	if resource == "" {
+		resource = c.params["container"]
+	}
+	params := map[string]any{"levelIsReadOnly": c.params["level"] == "read-only", "account": c.params["account"], "table": resource, "container": resource}
+	if err := c.authorize(params); err != nil {
+		return err
+	}
+	return s.azureAccountNotFound(c)
+}
+
+func (s *Server) notConfigured(msg string) func(*call) error {
+	return func(*call) error { return apiErr(protocol.CodeResourceNotFound, "%s", msg) }
+}
+
+func (s *Server) gcpCredentials(c *call) error {
+	return apiErr(protocol.CodeResourceNotFound, "The projectId %s is not configured", c.params["projectId"])
+}
+
+var githubRepoTokenSchema = func() *schema {
+	perm := &schema{typ: "string", enum: []string{"read", "write", "admin"}}
+	s := object([]string{"permissions", "repositories"},
+		"permissions", &schema{typ: "object", props: map[string]*schema{}, addl: perm, minProps: 1},
+		"repositories", &schema{typ: "array", minItems: 1, maxItems: 500, unique: true, items: &schema{typ: "string", pattern: repoNameRe}},
+	)
+	schemaIDs[s] = "github-repo-token-request"
+	return s
+}()
+
+func (s *Server) githubRepoToken(c *call) error {
+	m := c.input.(map[string]any)
+	owner := strings.ToLower(c.params["owner"])
+	perms := m["permissions"].(map[string]any)
+	names := make([]string, 0, len(perms))
+	for k := range perms {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var repoPerms []any
+	for _, repo := range stringList(m["repositories"]) {
+		for _, p := range names {
+			repoPerms = append(repoPerms, strings.ToLower(repo)+":"+p+":"+perms[p].(string))
+		}
+	}
+	if err := c.authorize(map[string]any{"appName": c.params["appName"], "owner": owner, "repoPerms": repoPerms}); err != nil {
+		return err
+	}
+	return apiErr(protocol.CodeResourceNotFound, "GitHub app %s is not configured", c.params["appName"])
+}
+
+// watchChanges is the sidecars' change feed (DESIGN.md): a long poll keyed
+// by Raft index, answered from this node's applied state.
+func (s *Server) watchChanges(c *call) error {
+	after, _ := strconv.ParseUint(c.query["after"], 10, 64)
+	wait := s.cfg.ChangesMaxWait
+	if v := c.query["wait"]; v != "" {
+		n, _ := strconv.Atoi(v)
+		wait = min(time.Duration(n)*time.Second, s.cfg.ChangesMaxWait)
+	}
+	ctx, cancel := context.WithTimeout(c.r.Context(), wait)
+	defer cancel()
+	changes, index, err := s.store.Changes(ctx, after)
+	if errors.Is(err, context.DeadlineExceeded) {
+		changes, index, err = nil, max(after, s.store.AppliedIndex()), nil
+	}
+	if errors.Is(err, ErrCompacted) {
+		return &protocol.APIError{Code: protocol.CodeResourceExpired, Status: http.StatusGone,
+			Message: "The change feed no longer reaches back to index " + strconv.FormatUint(after, 10) + "; reload all clients and roles and continue from the current index."}
+	}
+	if err != nil {
+		return err
+	}
+	if changes == nil {
+		changes = []Change{}
+	}
+	c.w.Header().Set("X-Tcauth-Applied-Index", strconv.FormatUint(index, 10))
+	return c.reply(struct {
+		Index   uint64   `json:"index"`
+		Changes []Change `json:"changes"`
+	}{index, changes})
+}
+
+// clientCredentials gives a sidecar what it needs to verify a client's
+// requests locally (DESIGN.md). Answered from local state; the applied
+// index says how fresh it is.
+func (s *Server) clientCredentials(c *call) error {
+	id := c.params["clientId"]
+	rec, ok := s.store.Client(id)
+	if !ok {
+		return errClientNotFound()
+	}
+	token, ok, err := s.store.AccessToken(id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errClientNotFound()
+	}
+	c.w.Header().Set("X-Tcauth-Applied-Index", strconv.FormatUint(s.store.AppliedIndex(), 10))
+	expires := ""
+	if !rec.Expires.IsZero() {
+		expires = protocol.FormatTime(rec.Expires)
+	}
+	return c.reply(struct {
+		ClientID       string   `json:"clientId"`
+		AccessToken    string   `json:"accessToken"`
+		ExpandedScopes []string `json:"expandedScopes"`
+		Expires        string   `json:"expires"`
+		Disabled       bool     `json:"disabled"`
+		LastModified   string   `json:"lastModified"`
+	}{id, token, nonNilStrings(s.clients.expand(rec)), expires, rec.Disabled, protocol.FormatTime(rec.LastModified)})
+}
+
+var lastUsedSchema = func() *schema {
+	s := object([]string{"lastUsed"}, "lastUsed", &schema{typ: "object", props: map[string]*schema{}, addl: &schema{typ: "string", format: "date-time"}})
+	schemaIDs[s] = "tcauth-last-used-request"
+	return s
+}()
+
+// reportLastUsed receives a follower's batch of lastDateUsed bumps. Only
+// configured peers (TrustedProxies) may call it: it carries no Hawk
+// signature because the nodes hold no credentials of their own, and a
+// forged call could only move lastDateUsed.
+func (s *Server) reportLastUsed(c *call) error {
+	if !s.trusted(c.r) {
+		return apiErr(protocol.CodeInsufficientScopes, "Only control-plane peers may report lastDateUsed.")
+	}
+	for id, v := range c.input.(map[string]any)["lastUsed"].(map[string]any) {
+		t, err := parseDateTime(v.(string))
+		if err == nil {
+			s.lastUsed.add(id, t)
+		}
+	}
+	return c.reply(struct{}{})
+}

@@ -1,0 +1,599 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tcauth/tcauth/protocol"
+	"github.com/tcauth/tcauth/scopeengine"
+)
+
+// Server serves the auth v1 API over a Store.
+type Server struct {
+	cfg      Config
+	store    Store
+	log      *slog.Logger
+	routes   []*route
+	static   []StaticClient
+	clients  *clientSource
+	authn    *protocol.Authenticator
+	metrics  *metrics
+	started  time.Time
+	lastUsed *lastUsedBatcher
+	forward  *forwarder
+
+	staticMu     sync.Mutex
+	staticSynced bool // static clients synced during the current leadership
+}
+
+// New validates cfg and returns a Server over store.
+func New(cfg Config, store Store) (*Server, error) {
+	if store == nil {
+		return nil, errors.New("controlplane: nil store")
+	}
+	cfg.fillDefaults()
+	static, err := ResolveStaticClients(cfg.StaticClients)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: store, log: cfg.Logger, static: static, started: cfg.Now()}
+	s.metrics = newMetrics(store)
+	s.lastUsed = newLastUsedBatcher()
+	s.clients = newClientSource(store, cfg.ClientCacheSize, s.noteUsed)
+	memo, err := lru.New[string, memoExpansion](cfg.ClientCacheSize)
+	if err != nil {
+		return nil, err
+	}
+	s.authn = &protocol.Authenticator{Clients: s.clients, Scopes: resolverOps{store, memo}, Now: cfg.Now}
+	s.forward = newForwarder(s)
+	s.routes = s.buildRoutes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler: the API under /api/auth/v1, the
+// Dockerflow endpoints also at the root, and Prometheus metrics at /metrics.
+func (s *Server) Handler() http.Handler {
+	// Not an http.ServeMux: it would clean paths like /aws/s3/l/b//p with a
+	// redirect, and the Hawk MAC covers the path exactly as sent.
+	metricsHandler := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			metricsHandler.ServeHTTP(w, r)
+			return
+		}
+		s.serveAPI(w, r)
+	})
+}
+
+// resolverOps is protocol.ScopeOps over the store's current resolver. The
+// validator expands (client's expanded scopes ∪ assume:anonymous) on every
+// request; the result is the same for every request of a client until the
+// resolver changes, so it is memoised, keyed by the input and validated by
+// the resolver's identity.
+type resolverOps struct {
+	store Store
+	memo  *lru.Cache[string, memoExpansion]
+}
+
+type memoExpansion struct {
+	resolver *scopeengine.Resolver
+	out      []string
+}
+
+// maxMemoKey bounds the inputs worth memoising (the key is the input).
+const maxMemoKey = 64 << 10
+
+func (o resolverOps) Expand(scopes []string) []string {
+	res := o.store.Resolver()
+	key := scopesKey(scopes)
+	if len(key) > maxMemoKey {
+		return res.Expand(scopes)
+	}
+	if m, ok := o.memo.Get(key); ok && m.resolver == res {
+		return slices.Clone(m.out)
+	}
+	out := res.Expand(scopes)
+	o.memo.Add(key, memoExpansion{res, out})
+	return slices.Clone(out)
+}
+
+func (o resolverOps) Satisfies(have []string, need string) bool {
+	return scopeengine.ScopeSet(have).Satisfies(need)
+}
+
+// call is one API request on its way through the pipeline.
+type call struct {
+	s       *Server
+	w       http.ResponseWriter
+	r       *http.Request
+	route   *route
+	params  map[string]string
+	query   map[string]string
+	body    []byte
+	payload any // parsed body as received, echoed in error bodies; {} when absent
+	input   any // the validated body with schema defaults applied
+	now     time.Time
+	auth    *protocol.Result
+	status  int
+}
+
+// apiErr builds an APIError with the status of code.
+func apiErr(code, format string, args ...any) *protocol.APIError {
+	if len(args) > 0 {
+		format = fmt.Sprintf(format, args...)
+	}
+	return protocol.NewAPIError(code, format)
+}
+
+var errNoLeader = &protocol.APIError{Code: protocol.CodeInternalServerError, Status: http.StatusServiceUnavailable,
+	Message: "No Raft leader is available at the moment; retry later."}
+
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Max-Age", "900")
+	h.Set("Access-Control-Allow-Methods", "OPTIONS,GET,HEAD,POST,PUT,DELETE,TRACE,CONNECT")
+	h.Set("Access-Control-Request-Method", "*")
+	h.Set("Access-Control-Allow-Headers", "X-Requested-With,Content-Type,Authorization,Accept,Origin,Cache-Control")
+	h.Set("Cache-Control", "no-store no-cache must-revalidate")
+
+	c := &call{s: s, w: w, r: r, now: s.cfg.Now()}
+	name := "unknown"
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler { // the reverse proxy aborting a response
+				panic(v)
+			}
+			s.log.Error("panic in handler", "endpoint", name, "panic", fmt.Sprint(v))
+			if c.status == 0 {
+				c.fail(fmt.Errorf("panic: %v", v))
+			}
+		}
+		s.metrics.observe(name, c.status, time.Since(start))
+		attrs := []any{"method", r.Method, "endpoint", name, "status", c.status, "duration_ms", time.Since(start).Milliseconds()}
+		if c.auth != nil && c.auth.ClientID != "" {
+			attrs = append(attrs, "clientId", c.auth.ClientID)
+		}
+		s.log.Info("request", attrs...)
+	}()
+
+	rt, params, found := s.matchRoute(r)
+	if rt == nil {
+		if found && r.Method == http.MethodOptions {
+			c.status = http.StatusOK
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		c.route = &route{name: "unknown"}
+		c.fail(apiErr(protocol.CodeResourceNotFound, "No such API endpoint: %s %s", r.Method, r.URL.EscapedPath()))
+		return
+	}
+	name = rt.name
+	c.route, c.params = rt, params
+	c.serve()
+}
+
+// matchRoute finds the route for r; found reports whether the path exists
+// for some method.
+func (s *Server) matchRoute(r *http.Request) (*route, map[string]string, bool) {
+	escaped := r.URL.EscapedPath()
+	rest, ok := strings.CutPrefix(escaped, apiPrefix)
+	if !ok || (rest != "" && rest[0] != '/') {
+		// Dockerflow endpoints are also served at the root.
+		switch escaped {
+		case "/__heartbeat__", "/__lbheartbeat__", "/__version__":
+			rest = escaped
+		default:
+			return nil, nil, false
+		}
+	}
+	segs, trailing, ok := splitPath(rest)
+	if !ok {
+		return nil, nil, false
+	}
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	found := false
+	for _, rt := range s.routes {
+		params, ok := rt.match(segs, trailing)
+		if !ok {
+			continue
+		}
+		found = true
+		if rt.method == method {
+			return rt, params, true
+		}
+	}
+	return nil, nil, found
+}
+
+// serve runs the pipeline of API.md "Pipeline order".
+func (c *call) serve() {
+	s, r := c.s, c.r
+	// 0. Consistency: writes (and linearizable reads) run on the leader.
+	switch c.route.kind {
+	case kindWrite:
+		if !s.store.IsLeader() {
+			s.forward.serve(c)
+			return
+		}
+	case kindRead:
+		if !s.cfg.StaleReads {
+			if err := s.store.LinearizableRead(r.Context()); err != nil {
+				if errors.Is(err, ErrNotLeader) {
+					s.forward.serve(c)
+					return
+				}
+				c.fail(err)
+				return
+			}
+		}
+	}
+	// 1. Body.
+	if err := c.readBody(); err != nil {
+		c.fail(err)
+		return
+	}
+	// 2. Auto-authorization from path parameters alone.
+	if c.route.auto {
+		if err := c.authorize(stringParams(c.params)); err != nil {
+			c.fail(err)
+			return
+		}
+	}
+	// 3. Path-parameter patterns.
+	var bad []string
+	for _, seg := range c.route.path {
+		if seg[0] != ':' {
+			continue
+		}
+		name := seg[1:]
+		if v := c.params[name]; !paramValid(name, v) {
+			bad = append(bad, fmt.Sprintf("URL parameter '%s' given as '%s' must match regular expression: '/%s/'", name, v, paramPatterns[name]))
+		}
+	}
+	if len(bad) > 0 {
+		c.fail(apiErr(protocol.CodeInvalidRequestArguments, "Invalid URL patterns:\n"+strings.Join(bad, "\n")))
+		return
+	}
+	// 4. Query parameters.
+	if err := c.parseQuery(); err != nil {
+		c.fail(err)
+		return
+	}
+	// 5. Body schema.
+	if c.route.input != nil {
+		var errs []string
+		c.input = c.route.input.validate(c.parseCopy(), "", &errs)
+		if len(errs) > 0 {
+			c.fail(apiErr(protocol.CodeInputValidationError, "\nSchema Validation Failed!\nRejecting Schema: %s/schemas/auth/v1/%s.json#\nErrors:\n  * %s",
+				s.cfg.RootURL, schemaIDs[c.route.input], strings.Join(errs, "\n  * ")))
+			return
+		}
+	}
+	// 6. Handler.
+	if err := c.route.handler(c); err != nil {
+		c.fail(err)
+	}
+}
+
+// parseCopy decodes the body again so that schema defaults do not show in
+// the echoed payload (the reference's requestInfo shows the body as sent).
+func (c *call) parseCopy() any {
+	var v any
+	if err := json.Unmarshal(c.body, &v); err != nil || v == nil {
+		return map[string]any{}
+	}
+	return v
+}
+
+func stringParams(p map[string]string) map[string]any {
+	out := make(map[string]any, len(p))
+	for k, v := range p {
+		out[k] = v
+	}
+	return out
+}
+
+func (c *call) readBody() error {
+	limit := c.s.cfg.MaxBodyBytes
+	body, err := io.ReadAll(io.LimitReader(c.r.Body, limit+1))
+	if err != nil {
+		return apiErr(protocol.CodeMalformedPayload, "Failed to read request body")
+	}
+	if int64(len(body)) > limit {
+		return apiErr(protocol.CodeInputTooLarge, "Request body exceeds %d bytes", limit)
+	}
+	c.body = body
+	c.payload = map[string]any{}
+	if c.route.input == nil || len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	ct := c.r.Header.Get("Content-Type")
+	mt, _, _ := mime.ParseMediaType(ct)
+	if mt != "application/json" {
+		return apiErr(protocol.CodeMalformedPayload, "Payload must be JSON with content-type: application/json got content-type: %s", ct)
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&v); err != nil {
+		return apiErr(protocol.CodeMalformedPayload, "Failed to parse JSON: %s", err.Error())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return apiErr(protocol.CodeMalformedPayload, "Failed to parse JSON: unexpected data after the JSON value")
+	}
+	switch v.(type) {
+	case map[string]any, []any:
+	default:
+		return apiErr(protocol.CodeMalformedPayload, "Failed to parse JSON: body must be an object or an array")
+	}
+	c.payload = v
+	return nil
+}
+
+// parseQuery checks the query string in its order of appearance (the
+// reference's message order); bewit is always allowed.
+func (c *call) parseQuery() error {
+	c.query = map[string]string{}
+	var bad []string
+	for _, kv := range strings.Split(c.r.URL.RawQuery, "&") {
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		k, err1 := url.QueryUnescape(k)
+		v, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil {
+			bad = append(bad, "Query-string parameter: "+kv+" is not valid URL encoding")
+			continue
+		}
+		if k == "bewit" {
+			continue
+		}
+		if _, dup := c.query[k]; dup {
+			c.query[k] += "," + v // Express gives an array; its regexp test sees "a,b"
+		} else {
+			c.query[k] = v
+		}
+	}
+	seen := map[string]bool{}
+	for _, kv := range strings.Split(c.r.URL.RawQuery, "&") {
+		k, _, _ := strings.Cut(kv, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil || k == "" || k == "bewit" || seen[k] {
+			continue
+		}
+		seen[k] = true
+		var q *queryParam
+		for i := range c.route.query {
+			if c.route.query[i].name == k {
+				q = &c.route.query[i]
+			}
+		}
+		switch {
+		case q == nil:
+			bad = append(bad, "Query-string parameter: "+k+" is not supported!")
+		case q.re != nil && !q.re.MatchString(c.query[k]):
+			bad = append(bad, fmt.Sprintf("Query-string parameter: %s=%s does not match expression: %s", k, jsonString(c.query[k]), q.text))
+		}
+	}
+	if len(bad) > 0 {
+		return apiErr(protocol.CodeInvalidRequestArguments, strings.Join(bad, "\n"))
+	}
+	return nil
+}
+
+// trusted reports whether r comes from a configured trusted proxy or peer.
+func (s *Server) trusted(r *http.Request) bool {
+	if len(s.cfg.TrustedProxies) == 0 {
+		return false
+	}
+	host := r.RemoteAddr
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// authenticate verifies the request's own credentials (once per request)
+// with the in-process validator.
+func (c *call) authenticate() (*protocol.Result, error) {
+	if c.auth != nil {
+		return c.auth, nil
+	}
+	res, err := c.s.authenticateWith(c, c.s.authn)
+	if err != nil {
+		return nil, err
+	}
+	c.auth = res
+	return res, nil
+}
+
+// authenticateWith runs authn on the request: two schemes → 401, lookup
+// failure → 500 (fail closed), auth-failed → 401, payload hash mismatch →
+// 401.
+func (s *Server) authenticateWith(c *call, authn *protocol.Authenticator) (*protocol.Result, error) {
+	req := protocol.RequestFromHTTP(c.r, s.trusted(c.r))
+	if req.Authorization != "" && protocol.HasBewit(req.Resource) {
+		return nil, apiErr(protocol.CodeAuthenticationFailed, protocol.TwoSchemesMessage)
+	}
+	res := authn.Authenticate(c.r.Context(), req)
+	if res.Err != nil {
+		return nil, fmt.Errorf("client lookup: %w", res.Err)
+	}
+	if res.Status == protocol.StatusFailed {
+		return nil, apiErr(protocol.CodeAuthenticationFailed, res.Message)
+	}
+	if res.Hash != "" && res.Scheme == "hawk" {
+		want := protocol.PayloadHash(c.r.Header.Get("Content-Type"), c.body)
+		if subtle.ConstantTimeCompare([]byte(want), []byte(res.Hash)) != 1 {
+			// The reference's message keeps a literal {{hash}} (API.md §1).
+			return nil, apiErr(protocol.CodeAuthenticationFailed, "Invalid payload hash: {{hash}}")
+		}
+	}
+	return &res, nil
+}
+
+// clientID is req.clientId() of the reference.
+func (c *call) clientID() string {
+	if c.auth == nil || c.auth.Status != protocol.StatusSuccess {
+		return "auth-failed:no-auth"
+	}
+	return c.auth.ClientID
+}
+
+// authorize renders the route's template with params and checks it against
+// the caller's scopes (401/403).
+func (c *call) authorize(params map[string]any) error {
+	expr, public, err := c.route.tmpl.Render(params)
+	if err != nil {
+		return fmt.Errorf("rendering scope template of %s: %w", c.route.name, err)
+	}
+	if public {
+		return nil
+	}
+	res, err := c.authenticate()
+	if err != nil {
+		return err
+	}
+	return checkScopes(res, expr)
+}
+
+// checkScopes is the 403 check of an authenticated (or anonymous) result.
+func checkScopes(res *protocol.Result, expr scopeengine.Expr) error {
+	have := scopeengine.NewScopeSet(res.Scopes)
+	unsat, missing := expr.Unsatisfied(have)
+	if !missing {
+		return nil
+	}
+	noAuth := res.Status == protocol.StatusNoAuth
+	return apiErr(protocol.CodeInsufficientScopes, protocol.InsufficientScopesMessage(res.ClientID, unsat, expr, noAuth))
+}
+
+// reply writes v as 2-space-indented JSON (200).
+func (c *call) reply(v any) error {
+	b, err := marshalPretty(v)
+	if err != nil {
+		return err
+	}
+	c.writeJSON(http.StatusOK, b)
+	return nil
+}
+
+func (c *call) writeJSON(status int, b []byte) {
+	c.status = status
+	c.w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	c.w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	c.w.WriteHeader(status)
+	_, _ = c.w.Write(b)
+}
+
+func (c *call) noContent() error {
+	c.status = http.StatusNoContent
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// fail answers err in Taskcluster's error shape. Store errors map to their
+// API errors; anything else is a 500 with an incident id (logged, not
+// shown).
+func (c *call) fail(err error) {
+	if c.route == nil {
+		c.route = &route{name: "unknown"}
+	}
+	var ae *protocol.APIError
+	switch {
+	case errors.As(err, &ae):
+	case errors.Is(err, ErrNotLeader):
+		ae = errNoLeader
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		ae = &protocol.APIError{Code: protocol.CodeInternalServerError, Status: http.StatusServiceUnavailable, Message: "Request timed out; retry later."}
+	default:
+		id := protocol.Slugid()
+		c.s.log.Error("internal error", "endpoint", c.route.name, "incidentId", id, "error", err.Error())
+		ae = apiErr(protocol.CodeInternalServerError, "Internal Server Error, incidentId %s.", id)
+	}
+	if ae.Status == http.StatusUnauthorized {
+		c.w.Header().Set("WWW-Authenticate", "hawk")
+	}
+	payload := c.payload
+	if ae.Code == protocol.CodeAuthenticationFailed {
+		// The reference echoes no payload for an unauthenticated caller
+		// (vector api.authfailed_createClient).
+		payload = nil
+	}
+	body := ae.Body(c.route.name, c.params, payload, c.now)
+	b, merr := marshalPretty(body)
+	if merr != nil {
+		b = []byte(`{"code":"InternalServerError"}`)
+	}
+	c.writeJSON(ae.Status, b)
+}
+
+// marshalPretty is JSON.stringify(v, null, 2): two-space indent and no
+// HTML escaping (scopes often contain <..>).
+func marshalPretty(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return unescapeHTML(b), nil
+}
+
+var htmlEscapes = regexp.MustCompile(`\\+u00(3c|3e|26)`)
+
+// unescapeHTML undoes encoding/json's \u003c, \u003e and \u0026 (also
+// inside the output of MarshalJSON methods, which the encoder cannot be told
+// about), leaving an escaped backslash followed by "u003c" alone.
+func unescapeHTML(b []byte) []byte {
+	return htmlEscapes.ReplaceAllFunc(b, func(m []byte) []byte {
+		n := bytes.IndexByte(m, 'u') // number of backslashes
+		if n%2 == 0 {
+			return m
+		}
+		var ch byte
+		switch string(m[len(m)-2:]) {
+		case "3c":
+			ch = '<'
+		case "3e":
+			ch = '>'
+		default:
+			ch = '&'
+		}
+		out := append([]byte{}, m[:n-1]...)
+		return append(out, ch)
+	})
+}
