@@ -43,6 +43,11 @@ type Config struct {
 	Version map[string]string
 	// MaxBodyBytes bounds request bodies (default 10 MB).
 	MaxBodyBytes int64
+	// MaxSnapshotBytes bounds a backup uploaded for restore (default 1 GiB).
+	MaxSnapshotBytes int64
+	// Cluster serves the /tcauth/cluster endpoints (membership, backups);
+	// nil = they answer 404. *raftstore.Store satisfies it.
+	Cluster Cluster
 	// ForwardTimeout bounds a request forwarded to the leader (default 30s).
 	ForwardTimeout time.Duration
 	// ExpiryInterval is how often the leader deletes expired clients
@@ -73,6 +78,7 @@ func DefaultConfig() Config {
 	return Config{
 		RootURL:            "https://tc.example.com",
 		MaxBodyBytes:       10 << 20,
+		MaxSnapshotBytes:   1 << 30,
 		ForwardTimeout:     30 * time.Second,
 		ExpiryInterval:     time.Hour,
 		AuditRetention:     30 * 24 * time.Hour,
@@ -94,6 +100,9 @@ func (c *Config) fillDefaults() {
 	c.RootURL = strings.TrimRight(c.RootURL, "/")
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.MaxSnapshotBytes <= 0 {
+		c.MaxSnapshotBytes = d.MaxSnapshotBytes
 	}
 	for _, p := range []struct{ v, d *time.Duration }{
 		{&c.ForwardTimeout, &d.ForwardTimeout}, {&c.ExpiryInterval, &d.ExpiryInterval},

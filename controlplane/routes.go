@@ -29,14 +29,16 @@ type queryParam struct {
 }
 
 type route struct {
-	name    string
-	method  string
-	path    []string // literal segments, ":param", or "*param" (rest of path, last)
-	tmpl    *scopeengine.Template
-	auto    bool // every template parameter is a path parameter
-	query   []queryParam
-	input   *schema
-	kind    routeKind
+	name   string
+	method string
+	path   []string // literal segments, ":param", or "*param" (rest of path, last)
+	tmpl   *scopeengine.Template
+	auto   bool // every template parameter is a path parameter
+	query  []queryParam
+	input  *schema
+	kind   routeKind
+	// rawBody: the body is not JSON and may be up to MaxSnapshotBytes.
+	rawBody bool
 	handler func(*call) error
 }
 
@@ -52,6 +54,7 @@ var paramPatterns = map[string]string{
 	"project":     `^[a-zA-Z0-9_-]{1,64}$`,
 	"wstAudience": `^[a-zA-Z0-9_-]{1,38}$`,
 	"wstClient":   `^[a-zA-Z0-9_~.%-]+$`,
+	"nodeId":      `^[A-Za-z0-9._-]{1,64}$`,
 }
 
 // compiledParam holds a Go matcher for a pattern; Go's RE2 has no
@@ -163,6 +166,7 @@ func (s *Server) buildRoutes() []*route {
 		{name: "clientCredentials", method: "GET", path: p("tcauth", "clients", ":clientId", "credentials"), tmpl: tmpl(`"auth:tcauth:verify-clients"`), handler: s.clientCredentials},
 		{name: "reportLastUsed", method: "POST", path: p("tcauth", "internal", "last-used"), input: lastUsedSchema, kind: kindWrite, handler: s.reportLastUsed},
 	}
+	rs = append(rs, s.clusterRoutes()...)
 	for _, r := range rs {
 		if r.tmpl == nil {
 			continue

@@ -320,6 +320,9 @@ func stringParams(p map[string]string) map[string]any {
 
 func (c *call) readBody() error {
 	limit := c.s.cfg.MaxBodyBytes
+	if c.route.rawBody {
+		limit = c.s.cfg.MaxSnapshotBytes
+	}
 	body, err := io.ReadAll(io.LimitReader(c.r.Body, limit+1))
 	if err != nil {
 		return apiErr(protocol.CodeMalformedPayload, "Failed to read request body")

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -160,6 +161,9 @@ type snapshotLine struct {
 	Role   *Role                        `json:"role,omitempty"`
 	Audit  *AuditEntry                  `json:"audit,omitempty"`
 	Meta   map[string]map[string]string `json:"meta,omitempty"`
+	// End is the last line: a backup cut anywhere (even after its last
+	// record) is refused rather than restored short.
+	End bool `json:"end,omitempty"`
 }
 
 const snapshotFormat = "tcauth-raftstore-snapshot"
@@ -189,6 +193,9 @@ func (s *snapshot) writeTo(w io.Writer) error {
 	if err := enc.Encode(snapshotLine{Meta: s.meta}); err != nil {
 		return err
 	}
+	if err := enc.Encode(snapshotLine{End: true}); err != nil {
+		return err
+	}
 	return bw.Flush()
 }
 
@@ -212,6 +219,7 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		return nil, 0, fmt.Errorf("raftstore: not a tcauth snapshot (format %q version %d)", h.Format, h.Version)
 	}
 	st := newState()
+	ended := false
 	for {
 		var line snapshotLine
 		err := dec.Decode(&line)
@@ -221,7 +229,12 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("raftstore: snapshot: %w", err)
 		}
+		if ended {
+			return nil, 0, errors.New("raftstore: snapshot has data after its end")
+		}
 		switch {
+		case line.End:
+			ended = true
 		case line.Client != nil:
 			st.putClient(line.Client)
 		case line.Role != nil:
@@ -231,6 +244,9 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		case line.Meta != nil:
 			st.meta = line.Meta
 		}
+	}
+	if !ended {
+		return nil, 0, errors.New("raftstore: snapshot is truncated: no end line")
 	}
 	if len(st.clients) != h.Clients || len(st.roles) != h.Roles || len(st.audit) != h.Audit {
 		return nil, 0, fmt.Errorf("raftstore: snapshot is truncated: %d/%d clients, %d/%d roles, %d/%d audit",

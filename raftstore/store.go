@@ -631,8 +631,16 @@ func (s *Store) RestoreSnapshot(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := readSnapshot(bytes.NewReader(data)); err != nil {
-		return err
+	st, _, err := readSnapshot(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	}
+	// A backup sealed under another keyring would restore into a cluster
+	// where no client can authenticate: refuse it while nothing changed.
+	for id, c := range st.clients {
+		if _, err := s.cfg.Keyring.Open(id, c.SealedToken); err != nil {
+			return fmt.Errorf("%w: the access token of client %s cannot be opened with this cluster's keyring (%v)", ErrBadSnapshot, id, err)
+		}
 	}
 	// raft stores a user snapshot at max(lastIndex, meta.Index)+1. Stamp
 	// that index into the header so every node's FSM (and change feed)

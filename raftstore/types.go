@@ -130,4 +130,8 @@ var (
 	ErrFeedTruncated = errors.New("raftstore: change feed no longer holds that index")
 	ErrClosed        = errors.New("raftstore: closed")
 	ErrNoKeyring     = errors.New("raftstore: no keyring configured")
+	// ErrBadSnapshot: a backup given to RestoreSnapshot is unreadable,
+	// truncated, has a role set that cannot be expanded, or holds tokens
+	// this node's keyring cannot open.
+	ErrBadSnapshot = errors.New("raftstore: unusable backup")
 )

@@ -111,6 +111,7 @@ func startNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
 		cfg.RootURL = o.AdvertiseURL
 	}
 	cfg.TrustedProxies, cfg.StaticClients, cfg.WebsocktunnelSecret, cfg.Logger = proxies, static, o.WebsocktunnelSecret, o.Logger
+	cfg.Cluster = store
 	server, err := controlplane.New(cfg, controlplane.NewRaftStore(store))
 	if err != nil {
 		store.Close()

@@ -11,7 +11,7 @@ import (
 
 func main() {
 	app := newApp()
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(permuteArgs(app, os.Args)); err != nil {
 		if err != errNo {
 			fmt.Fprintln(os.Stderr, "tcauth:", err)
 		}
@@ -27,6 +27,7 @@ func newApp() *cli.App {
 			scopesCommand(),
 			clientCommand(),
 			roleCommand(),
+			clusterCommand(),
 			controlplaneCommand(),
 			devCommand(),
 		},

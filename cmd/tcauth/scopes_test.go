@@ -18,7 +18,7 @@ func runCLI(t *testing.T, stdin string, args ...string) (string, string, int) {
 	app.Writer = &out
 	app.ErrWriter = &out
 	app.Reader = strings.NewReader(stdin)
-	err := app.Run(append([]string{"tcauth"}, args...))
+	err := app.Run(permuteArgs(app, append([]string{"tcauth"}, args...)))
 	if err == nil {
 		return out.String(), "", 0
 	}

@@ -108,30 +108,54 @@ func (c *Client) URL(route string, query url.Values) string {
 // Do sends one API call. body (if non-nil) is sent as JSON; out (if
 // non-nil) receives the decoded JSON answer. A non-2xx answer returns *Error.
 func (c *Client) Do(ctx context.Context, method, route string, query url.Values, body, out any) error {
-	target := c.URL(route, query)
 	var payload []byte
+	contentType := ""
 	if body != nil {
 		var err error
 		if payload, err = json.Marshal(body); err != nil {
 			return err
 		}
+		contentType = "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(payload))
+	resp, err := c.DoRaw(ctx, method, route, query, contentType, payload)
 	if err != nil {
 		return err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decoding answer of %s %s: %w", method, route, err)
+	}
+	return nil
+}
+
+// DoRaw sends a signed request with a body of any type (contentType ""
+// = no body) and returns the successful response unread, for answers that
+// are not JSON or are large (backups). A non-2xx answer is an *Error.
+func (c *Client) DoRaw(ctx context.Context, method, route string, query url.Values, contentType string, payload []byte) (*http.Response, error) {
+	target := c.URL(route, query)
+	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(payload))
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.Credentials != nil {
 		auth, err := protocol.SignRequest(*c.Credentials, method, target, protocol.SignOptions{
-			ContentType: req.Header.Get("Content-Type"),
+			ContentType: contentType,
 			Payload:     payload,
-			HasPayload:  body != nil,
+			HasPayload:  contentType != "",
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		req.Header.Set("Authorization", auth)
 	}
@@ -141,30 +165,21 @@ func (c *Client) Do(ctx context.Context, method, route string, query url.Values,
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	apiErr := &Error{StatusCode: resp.StatusCode}
+	var eb struct{ Code, Message string }
+	if json.Unmarshal(data, &eb) == nil && eb.Code != "" {
+		apiErr.Code, apiErr.Message = eb.Code, eb.Message
+	} else {
+		apiErr.Message = strings.TrimSpace(string(data))
 	}
-	if resp.StatusCode/100 != 2 {
-		apiErr := &Error{StatusCode: resp.StatusCode}
-		var eb struct{ Code, Message string }
-		if json.Unmarshal(data, &eb) == nil && eb.Code != "" {
-			apiErr.Code, apiErr.Message = eb.Code, eb.Message
-		} else {
-			apiErr.Message = strings.TrimSpace(string(data))
-		}
-		return apiErr
-	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decoding answer of %s %s: %w", method, route, err)
-	}
-	return nil
+	return nil, apiErr
 }
 
 var defaultHTTPClient = &http.Client{Timeout: 60 * time.Second}
