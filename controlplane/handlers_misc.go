@@ -67,6 +67,10 @@ func (s *Server) authenticateHawk(c *call) error {
 	if res.Err != nil {
 		return res.Err
 	}
+	if b, ok := appendSuccessPretty(make([]byte, 0, 256), res); ok {
+		c.writeJSON(http.StatusOK, b)
+		return nil
+	}
 	return c.reply(res)
 }
 

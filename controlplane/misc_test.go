@@ -185,7 +185,7 @@ func TestChangeFeedAndCredentials(t *testing.T) {
 	}
 	r := e.api("GET", "/tcauth/changes?after="+strconv.FormatUint(base, 10), sidecar)
 	f := decodeFeed(r)
-	if f.Index <= base || len(f.Changes) != 1 || f.Changes[0] != (Change{Index: f.Index, Kind: "client", ID: "w1"}) {
+	if f.Index <= base || len(f.Changes) != 1 || f.Changes[0] != (Change{Index: f.Index, Kind: "client", ID: "w1", Op: f.Changes[0].Op}) {
 		t.Fatalf("feed after %d: %+v", base, f)
 	}
 	if r.header.Get("X-Tcauth-Applied-Index") != strconv.FormatUint(f.Index, 10) {
@@ -200,7 +200,7 @@ func TestChangeFeedAndCredentials(t *testing.T) {
 	select {
 	case r := <-done:
 		g := decodeFeed(r)
-		if g.Index <= f.Index || len(g.Changes) != 1 || g.Changes[0] != (Change{Index: g.Index, Kind: "client", ID: "w1", Deleted: true}) {
+		if g.Index <= f.Index || len(g.Changes) != 1 || g.Changes[0] != (Change{Index: g.Index, Kind: "client", ID: "w1", Deleted: true, Op: "deleted"}) {
 			t.Fatalf("long poll: %+v", g)
 		}
 		f = g

@@ -73,7 +73,7 @@ func (a raftStore) Changes(ctx context.Context, after uint64) ([]Change, uint64,
 	}
 	out := make([]Change, len(cs))
 	for i, c := range cs {
-		out[i] = Change{Index: c.Index, Kind: c.Kind, ID: c.ID, Deleted: c.Deleted()}
+		out[i] = Change{Index: c.Index, Kind: c.Kind, ID: c.ID, Deleted: c.Deleted(), Op: c.Op}
 	}
 	return out, idx, nil
 }

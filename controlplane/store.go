@@ -103,6 +103,9 @@ type Change struct {
 	Kind    string `json:"kind"` // "client" or "role"
 	ID      string `json:"id"`
 	Deleted bool   `json:"deleted"`
+	// Op is what happened: created, updated, deleted, token-reset,
+	// enabled, disabled, expired.
+	Op string `json:"op"`
 }
 
 // Op names a write.
