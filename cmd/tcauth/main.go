@@ -28,6 +28,8 @@ func newApp() *cli.App {
 			clientCommand(),
 			roleCommand(),
 			clusterCommand(),
+			httpCommand(),
+			signedURLCommand(),
 			controlplaneCommand(),
 			devCommand(),
 		},
