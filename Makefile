@@ -43,12 +43,20 @@ test-unit:
 test-integration: build
 	TCAUTH_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m ./integration/...
 
-## fuzz: a short run of every fuzz target (FUZZTIME each).
+## fuzz: a short run of every fuzz target (FUZZTIME each). Go 1.26's fuzz
+## coordinator can end a run with a bare "context deadline exceeded" on a
+## loaded machine (golang/go#75804, fixed in 1.27): such a run, with no
+## failing input written, is retried once; anything else fails.
 fuzz:
 	@set -e; for dir in $$($(GO) list -f '{{.Dir}}' ./... ); do \
 		for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do \
-			echo "fuzz $$t in $${dir#$(CURDIR)/} for $(FUZZTIME)"; \
-			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$dir >/tmp/tcauth-fuzz.log 2>&1 || { cat /tmp/tcauth-fuzz.log; exit 1; }; \
+			for attempt in 1 2; do \
+				echo "fuzz $$t in $${dir#$(CURDIR)/} for $(FUZZTIME)"; \
+				if $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$dir >/tmp/tcauth-fuzz.log 2>&1; then break; fi; \
+				if [ $$attempt = 1 ] && grep -q 'context deadline exceeded' /tmp/tcauth-fuzz.log && ! grep -q 'Failing input written' /tmp/tcauth-fuzz.log; then \
+					echo "  coordinator deadline race (golang/go#75804), no failing input: retrying once"; continue; fi; \
+				cat /tmp/tcauth-fuzz.log; exit 1; \
+			done; \
 		done; \
 	done
 
