@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tcauth/tcauth/protocol/tcclient"
+	"github.com/tcauth/tcauth/raftstore"
 )
 
 // clusterCommand is the operator's view of the Raft cluster, through any
@@ -37,6 +38,25 @@ func clusterCommand() *cli.Command {
 				Name: "transfer-leadership", Usage: "ask the leader to hand over to another voter",
 				Action: func(c *cli.Context) error {
 					return call(c, http.MethodPost, "/tcauth/cluster/transfer-leadership", nil, nil)
+				},
+			},
+			{
+				Name:      "pki",
+				Usage:     "write a cluster CA and a certificate per node for Raft mutual TLS (offline; for trials and tests — production uses its own CA)",
+				ArgsUsage: "NODE-ID...",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "dir", Value: "pki", Usage: "output directory (existing files are kept)"},
+					&cli.StringSliceFlag{Name: "host", Usage: "extra DNS name or IP every node certificate is valid for (repeat)"},
+				},
+				Action: func(c *cli.Context) error {
+					if c.NArg() == 0 {
+						return badInput("name at least one node")
+					}
+					if err := raftstore.GenerateDevPKI(c.String("dir"), c.Args().Slice(), c.StringSlice("host")...); err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.ErrWriter, "wrote %s/ca.pem and a certificate per node (<node>.pem, <node>-key.pem)\n", c.String("dir"))
+					return nil
 				},
 			},
 			{

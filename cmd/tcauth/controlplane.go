@@ -152,7 +152,9 @@ func joinCluster(ctx context.Context, joinURL, id, raftAddr string) error {
 	for attempt := 0; attempt < 30; attempt++ {
 		lastErr = c.Do(ctx, http.MethodPost, "/tcauth/cluster/members", nil, map[string]string{"id": id, "raftAddr": raftAddr}, nil)
 		var apiErr *tcclient.Error
-		if lastErr == nil || errors.As(lastErr, &apiErr) && apiErr.StatusCode < 500 {
+		// 401 is retried too: a cluster that was just bootstrapped has not
+		// synced its static clients yet. Bad input and missing scopes are final.
+		if lastErr == nil || errors.As(lastErr, &apiErr) && (apiErr.StatusCode == 400 || apiErr.StatusCode == 403 || apiErr.StatusCode == 404) {
 			return lastErr
 		}
 		select {
