@@ -67,7 +67,7 @@ Three nodes are up (logs in $dir/n*.log). In another shell:
   export TASKCLUSTER_CLIENT_ID=static/taskcluster/root
   export TASKCLUSTER_ACCESS_TOKEN=\$(cat $dir/n1/root-access-token)
   $bin cluster peers
-  $bin client create demo/one --scope 'queue:*'
+  $bin client create demo/one --description 'a demo client' --scope 'queue:*'
 
 Ctrl-C stops the cluster.
 MSG
