@@ -234,7 +234,15 @@ const RootTokenFile = "root-access-token"
 // worth of randomness) and writing it with mode 0600 on first start.
 // created reports whether it was generated now. The token is never logged.
 func EnsureRootToken(dataDir string) (token string, created bool, err error) {
-	path := filepath.Join(dataDir, RootTokenFile)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", false, err
+	}
+	return EnsureTokenFile(filepath.Join(dataDir, RootTokenFile))
+}
+
+// EnsureTokenFile returns the access token kept in path, generating it and
+// writing it with mode 0600 (O_EXCL) when the file does not exist yet.
+func EnsureTokenFile(path string) (token string, created bool, err error) {
 	if b, err := os.ReadFile(path); err == nil {
 		token = strings.TrimSpace(string(b))
 		if !accessTokenRe.MatchString(token) {
@@ -242,9 +250,6 @@ func EnsureRootToken(dataDir string) (token string, created bool, err error) {
 		}
 		return token, false, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", false, err
-	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return "", false, err
 	}
 	token = newAccessToken()
