@@ -1,0 +1,440 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tcauth/tcauth/protocol"
+	"github.com/tcauth/tcauth/scopeengine"
+)
+
+// ErrNotReady is returned while the sidecar has not loaded the role set:
+// without roles it cannot expand scopes, so it answers 503 (fail closed).
+var ErrNotReady = errors.New("sidecar: not synchronised with the control plane yet")
+
+// ErrTooStale is returned for a cached client when the sidecar has lost
+// the change feed for longer than Config.MaxStale and the control plane
+// cannot be reached to refresh the client.
+var ErrTooStale = errors.New("sidecar: cached credentials are older than max-stale and the control plane is unreachable")
+
+// errControlPlaneDown makes requests fail fast for a moment after a failed
+// fetch instead of each waiting for its own timeout.
+var errControlPlaneDown = errors.New("sidecar: control plane unreachable (recent fetch failed)")
+
+// errOutdatedAnswer: the control plane node that answered had not yet
+// applied a change the sidecar already saw on the feed (a lagging
+// follower behind a load balancer). Serving it could resurrect revoked
+// credentials, so the request gets 503 and the client retries.
+var errOutdatedAnswer = errors.New("sidecar: the control plane answered from a state older than a change already seen")
+
+// roleSnapshot is the local role set. gen changes whenever the roles do,
+// so expansions computed under an older set are recognised as outdated.
+type roleSnapshot struct {
+	gen       uint64
+	resolver  *scopeengine.Resolver
+	anonymous []string // Expand([assume:anonymous]), the no-auth scopes
+}
+
+// clientEntry is one cached client (or a remembered 404). It holds the
+// access token in memory only: it is never logged, formatted or written.
+type clientEntry struct {
+	notFound bool
+	fetched  time.Time
+	epoch    uint64 // unique per fetch: keys the expanded-scope cache
+	index    uint64 // control plane's applied index of the answer
+	client   protocol.Client
+}
+
+// expandKey keys the expanded-scope cache: the issuing client's fetch
+// epoch (a refetched or evicted client gets a new epoch, so its old
+// entries can never be hit again), the role generation, the credentials'
+// Hawk id and ext (certificate and authorizedScopes), and the input size.
+// The entry also stores the input itself, compared on every hit, so the
+// cache can never answer for different scopes.
+type expandKey struct {
+	epoch, gen uint64
+	id, ext    string
+	n          int
+}
+
+type expandValue struct {
+	in, out []string
+}
+
+// localVerifier verifies requests itself with clients fetched from the
+// control plane and roles followed through the change feed.
+type localVerifier struct {
+	cfg   *Config
+	cp    *controlPlane
+	m     *metrics
+	now   func() time.Time
+	roles atomic.Pointer[roleSnapshot]
+
+	clients  *shardedLRU[string, *clientEntry]
+	expanded *shardedLRU[expandKey, []expandValue]
+	flights  flightGroup[*clientEntry]
+	epochs   atomic.Uint64
+
+	// Eviction bookkeeping: a fetch that started before an eviction of the
+	// same client (or a purge) must not re-insert what it read, and an
+	// answer read at an index older than a change already applied here is
+	// refused outright.
+	evictSeq   atomic.Uint64
+	purgeSeq   atomic.Uint64
+	minIndex   atomic.Uint64 // answers below this index are outdated for every client
+	tombMu     sync.Mutex
+	tombstones map[string]tombstone
+
+	// Feed health, for staleness: the last time the sidecar knew it had
+	// every change (unix nanos), and whether the feed is failing now.
+	lastSync    atomic.Int64
+	feedFailing atomic.Bool
+	pollStarted atomic.Int64
+	feedIndex   atomic.Uint64
+
+	cpDownUntil atomic.Int64
+}
+
+type tombstone struct {
+	seq   uint64
+	index uint64
+	at    time.Time
+}
+
+func newLocalVerifier(cfg *Config, cp *controlPlane, m *metrics) *localVerifier {
+	return &localVerifier{
+		cfg:        cfg,
+		cp:         cp,
+		m:          m,
+		now:        cfg.now,
+		clients:    newShardedLRU[string, *clientEntry](cfg.ClientCacheSize, cfg.CacheShards),
+		expanded:   newShardedLRU[expandKey, []expandValue](cfg.ExpandedCacheSize, cfg.CacheShards),
+		tombstones: map[string]tombstone{},
+	}
+}
+
+// setRoles publishes a new role set and makes every expansion made under
+// the old one unreachable.
+func (v *localVerifier) setRoles(r *scopeengine.Resolver) {
+	old := v.roles.Load()
+	gen := uint64(1)
+	if old != nil {
+		gen = old.gen + 1
+	}
+	v.roles.Store(&roleSnapshot{gen: gen, resolver: r, anonymous: r.Expand([]string{"assume:anonymous"})})
+	// Entries under the old generation can no longer be hit; drop them
+	// now rather than waiting for the LRU to push them out.
+	v.expanded.Purge()
+	v.m.roleGeneration.Set(float64(gen))
+}
+
+// staleness is how long the sidecar may have been missing changes: 0 while
+// the feed is healthy, else the time since it last knew it was current.
+func (v *localVerifier) staleness(now time.Time) time.Duration {
+	last := v.lastSync.Load()
+	if last == 0 {
+		return time.Duration(1<<62 - 1)
+	}
+	failing := v.feedFailing.Load()
+	if ps := v.pollStarted.Load(); ps != 0 && now.Sub(time.Unix(0, ps)) > v.cfg.FeedWait+feedGrace {
+		// A long poll that hangs past its wait is as good as failed, and
+		// nothing is known since it started.
+		failing, last = true, ps
+	}
+	if !failing {
+		return 0
+	}
+	return now.Sub(time.Unix(0, last))
+}
+
+// feedGrace is how much longer than its wait a long poll may take before
+// the feed is treated as lost.
+const feedGrace = 5 * time.Second
+
+// ready reports whether local verification can work: roles loaded and
+// the data no staler than MaxStale.
+func (v *localVerifier) ready() (bool, string) {
+	if v.roles.Load() == nil {
+		return false, "roles not loaded yet"
+	}
+	if st := v.staleness(v.now()); st > v.cfg.MaxStale {
+		return false, fmt.Sprintf("change feed lost for %s (max-stale %s)", st.Round(time.Second), v.cfg.MaxStale)
+	}
+	return true, ""
+}
+
+// lookup returns the client to verify with, and how stale it may be.
+func (v *localVerifier) lookup(ctx context.Context, id string) (*clientEntry, time.Duration, error) {
+	now := v.now()
+	stale := v.staleness(now)
+	e, ok := v.clients.Get(id)
+	if ok {
+		age := now.Sub(e.fetched)
+		if e.notFound {
+			if age < v.cfg.NegativeTTL {
+				v.m.negativeHit.Inc()
+				return nil, 0, protocol.ErrClientNotFound
+			}
+		} else if age < v.cfg.ClientTTL {
+			if stale == 0 {
+				v.m.clientHit.Inc()
+				return e, 0, nil
+			}
+			if stale <= v.cfg.MaxStale {
+				v.m.clientStale.Inc()
+				return e, stale, nil
+			}
+		}
+	}
+	v.m.clientMiss.Inc()
+	fetched, err := v.fetch(ctx, id)
+	switch {
+	case err == nil:
+		if fetched.notFound {
+			return nil, 0, protocol.ErrClientNotFound
+		}
+		return fetched, 0, nil
+	case errors.Is(err, protocol.ErrClientNotFound), errors.Is(err, errOutdatedAnswer):
+		return nil, 0, err
+	}
+	// The control plane did not answer. A cached client is still good
+	// while the feed is healthy (nothing changed), or within max-stale.
+	if ok && !e.notFound {
+		if stale == 0 {
+			return e, 0, nil
+		}
+		if stale <= v.cfg.MaxStale {
+			return e, stale, nil
+		}
+		return nil, stale, fmt.Errorf("%w (%v)", ErrTooStale, err)
+	}
+	return nil, 0, err
+}
+
+// fetch loads a client from the control plane, once for all concurrent
+// requests, and caches it (404s for NegativeTTL).
+func (v *localVerifier) fetch(ctx context.Context, id string) (*clientEntry, error) {
+	if until := v.cpDownUntil.Load(); until != 0 && v.now().UnixNano() < until {
+		return nil, errControlPlaneDown
+	}
+	e, err, shared := v.flights.Do(ctx, id, func() (*clientEntry, error) {
+		// Two attempts: if the client was evicted by the feed while the
+		// first was in flight, its answer may predate the change.
+		for attempt := 0; ; attempt++ {
+			start := v.evictSeq.Load()
+			e, err := v.fetchOnce(id)
+			if err != nil {
+				return nil, err
+			}
+			outdated, raced := v.checkAnswer(id, e.index, start)
+			if !outdated && !raced && v.clients.AddIf(id, e, func() bool { _, r := v.checkAnswer(id, e.index, start); return !r }) {
+				return e, nil
+			}
+			if attempt == 1 {
+				if outdated {
+					return nil, errOutdatedAnswer
+				}
+				// Raced with an eviction twice but not provably old:
+				// answer this request, cache nothing.
+				return e, nil
+			}
+		}
+	})
+	if shared {
+		v.m.singleflight.Inc()
+	}
+	if err != nil && !errors.Is(err, protocol.ErrClientNotFound) && !errors.Is(err, errOutdatedAnswer) && ctx.Err() == nil {
+		v.cpDownUntil.Store(v.now().Add(time.Second).UnixNano())
+		v.m.cpErrors.WithLabelValues("credentials").Inc()
+	}
+	return e, err
+}
+
+func (v *localVerifier) fetchOnce(id string) (*clientEntry, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), v.cfg.FetchTimeout)
+	defer cancel()
+	start := time.Now()
+	resp, err := v.cp.client(ctx, id)
+	v.m.cpLatency.WithLabelValues("credentials").Observe(time.Since(start).Seconds())
+	e := &clientEntry{fetched: v.now(), epoch: v.epochs.Add(1)}
+	if errors.Is(err, protocol.ErrClientNotFound) {
+		e.notFound = true
+		return e, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.index = resp.Index
+	e.client = protocol.Client{
+		ClientID:    id,
+		AccessToken: resp.AccessToken,
+		// Normalised once here: ScopeSet.Satisfies needs sorted input.
+		ExpandedScopes: scopeengine.NewScopeSet(resp.ExpandedScopes),
+		Disabled:       resp.Disabled,
+	}
+	if resp.Expires != "" {
+		t, err := time.Parse(time.RFC3339Nano, resp.Expires)
+		if err != nil {
+			return nil, fmt.Errorf("sidecar: bad expires %q in client credentials: %w", resp.Expires, err)
+		}
+		e.client.Expires = t
+	}
+	return e, nil
+}
+
+// checkAnswer reports whether an answer read at index is provably older
+// than a change applied here (outdated), and whether an eviction of id or
+// a purge happened after the eviction sequence number start (raced).
+func (v *localVerifier) checkAnswer(id string, index, start uint64) (outdated, raced bool) {
+	if index != 0 && index < v.minIndex.Load() {
+		outdated = true
+	}
+	if v.purgeSeq.Load() > start {
+		raced = true
+	}
+	v.tombMu.Lock()
+	t, ok := v.tombstones[id]
+	v.tombMu.Unlock()
+	if ok {
+		if index != 0 && index < t.index {
+			outdated = true
+		}
+		if t.seq > start {
+			raced = true
+		}
+	}
+	return outdated, raced
+}
+
+// evictClient drops a client after a feed event at index.
+func (v *localVerifier) evictClient(id string, index uint64) {
+	seq := v.evictSeq.Add(1)
+	v.tombMu.Lock()
+	v.tombstones[id] = tombstone{seq: seq, index: index, at: v.now()}
+	v.tombMu.Unlock()
+	v.clients.Remove(id)
+	// The client's expanded-scope entries carry its fetch epoch in their
+	// key; with the client gone they can never be hit again and age out.
+}
+
+// purgeAll drops every cached client and expansion; answers read before
+// index are refused from now on.
+func (v *localVerifier) purgeAll(index uint64) {
+	for {
+		cur := v.minIndex.Load()
+		if index <= cur || v.minIndex.CompareAndSwap(cur, index) {
+			break
+		}
+	}
+	v.purgeSeq.Store(v.evictSeq.Add(1))
+	v.clients.Purge()
+	v.expanded.Purge()
+}
+
+// pruneTombstones forgets evictions no fetch in flight can predate.
+func (v *localVerifier) pruneTombstones() {
+	limit := v.now().Add(-2*v.cfg.FetchTimeout - time.Second)
+	v.tombMu.Lock()
+	for id, t := range v.tombstones {
+		if t.at.Before(limit) {
+			delete(v.tombstones, id)
+		}
+	}
+	v.tombMu.Unlock()
+}
+
+// verify runs the protocol pipeline for one request. h is the parsed
+// Hawk header or bewit (id and ext), used only as the cache key.
+func (v *localVerifier) verify(ctx context.Context, req protocol.Request, id, ext string) verifyResult {
+	snap := v.roles.Load()
+	if snap == nil {
+		return verifyResult{Result: protocol.Result{Status: protocol.StatusFailed, Err: ErrNotReady, Message: ErrNotReady.Error()}}
+	}
+	rv := &requestVerifier{v: v, snap: snap, id: id, ext: ext}
+	a := protocol.Authenticator{Clients: rv, Scopes: rv, Now: v.now, Skew: v.cfg.Skew}
+	res := a.Authenticate(ctx, req)
+	return verifyResult{Result: res, Stale: rv.stale}
+}
+
+// requestVerifier is the ClientSource and ScopeOps of one request: it
+// knows the request's credentials, so expansions can be cached per
+// (client, certificate, authorizedScopes).
+type requestVerifier struct {
+	v       *localVerifier
+	snap    *roleSnapshot
+	id, ext string
+	entry   *clientEntry
+	stale   time.Duration
+}
+
+func (r *requestVerifier) Client(ctx context.Context, id string) (*protocol.Client, error) {
+	e, stale, err := r.v.lookup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	r.entry, r.stale = e, stale
+	return &e.client, nil
+}
+
+func (r *requestVerifier) Satisfies(have []string, need string) bool {
+	// Every set the Authenticator passes is an Expand result or a
+	// client's normalised expandedScopes.
+	return scopeengine.ScopeSet(have).Satisfies(need)
+}
+
+func (r *requestVerifier) Expand(scopes []string) []string {
+	if r.entry == nil {
+		if len(scopes) == 1 && scopes[0] == "assume:anonymous" {
+			return r.snap.anonymous
+		}
+		return r.snap.resolver.Expand(scopes)
+	}
+	key := expandKey{epoch: r.entry.epoch, gen: r.snap.gen, id: r.id, ext: r.ext, n: len(scopes)}
+	vals, ok := r.v.expanded.Get(key)
+	if ok {
+		for _, val := range vals {
+			if equalStrings(val.in, scopes) {
+				r.v.m.expandedHit.Inc()
+				return val.out
+			}
+		}
+	}
+	r.v.m.expandedMiss.Inc()
+	out := r.snap.resolver.Expand(scopes)
+	in := append([]string(nil), scopes...)
+	// At most two inputs share a key (the authorizedScopes check and the
+	// final result); more would only come from a collision of sizes.
+	if len(vals) >= 2 {
+		vals = vals[1:]
+	}
+	r.v.expanded.Add(key, append(append([]expandValue(nil), vals...), expandValue{in: in, out: out}))
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// verifyResult is a verification outcome plus how stale the data was.
+type verifyResult struct {
+	protocol.Result
+	Stale time.Duration
+}
+
+// staleSeconds renders a staleness for the X-Taskcluster-Auth-Stale header.
+func staleSeconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64)
+}
