@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -271,39 +270,6 @@ func controlplaneCommand() *cli.Command {
 	}
 }
 
-func devCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "dev",
-		Usage: "run a single-node control plane on a local data directory and print credentials and an example call",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data-dir", Value: ".tcauth-dev", Usage: "where state is kept between runs", EnvVars: []string{"TCAUTH_DEV_DIR"}},
-			&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:8080", Usage: "control-plane API address"},
-			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"},
-		},
-		Action: func(c *cli.Context) error {
-			log := newLogger(c.String("log-level"))
-			dir, err := filepath.Abs(c.String("data-dir"))
-			if err != nil {
-				return err
-			}
-			n, err := startNode(c.Context, nodeOptions{
-				NodeID: "dev", DataDir: dir, HTTPAddr: c.String("http-addr"), RaftAddr: "127.0.0.1:0",
-				Bootstrap: true, InsecureRaft: true, Logger: log,
-			})
-			if err != nil {
-				return err
-			}
-			root := "http://" + n.listener.Addr().String()
-			if err := waitReady(c.Context, root, n.store); err != nil {
-				n.stop()
-				return err
-			}
-			printDevBanner(c.App.Writer, root, n.rootTok, dir)
-			return n.waitForSignal(log)
-		},
-	}
-}
-
 // waitReady waits until the node leads and answers ping.
 func waitReady(ctx context.Context, root string, store *raftstore.Store) error {
 	deadline := time.Now().Add(30 * time.Second)
@@ -324,31 +290,4 @@ func waitReady(ctx context.Context, root string, store *raftstore.Store) error {
 		}
 	}
 	return errors.New("the dev control plane did not become ready within 30s")
-}
-
-func printDevBanner(w interface{ Write([]byte) (int, error) }, root, token, dir string) {
-	self, _ := os.Executable()
-	if strings.Contains(self, "go-build") {
-		self = "go run ./cmd/tcauth"
-	}
-	fmt.Fprintf(w, `tcauth dev: a single-node control plane is running.
-
-  API        %[1]s/api/auth/v1/
-  data       %[3]s (delete it to start afresh)
-
-Root credentials (scope *), for this shell:
-
-  export TASKCLUSTER_ROOT_URL=%[1]s
-  export TASKCLUSTER_CLIENT_ID=static/taskcluster/root
-  export TASKCLUSTER_ACCESS_TOKEN=%[2]s
-
-Try, in another shell with those variables set:
-
-  curl -s %[1]s/api/auth/v1/ping
-  %[4]s client create my/first-client --description "first client" --scope 'queue:*' --expires '30 days'
-  %[4]s role create project-admin:'*' --description "project admins" --scope 'secrets:get:project/<..>/*'
-  %[4]s scopes expand --remote 'assume:project-admin:ops'
-
-Ctrl-C stops it.
-`, root, token, dir, self)
 }

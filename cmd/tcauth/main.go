@@ -32,6 +32,7 @@ func newApp() *cli.App {
 			signedURLCommand(),
 			controlplaneCommand(),
 			devCommand(),
+			sidecarCommand(),
 		},
 	}
 }

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+
+	"github.com/tcauth/tcauth/protocol"
+	"github.com/tcauth/tcauth/sidecar"
+)
+
+func sidecarCommand() *cli.Command {
+	d := sidecar.DefaultConfig()
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "config", Usage: "YAML file with any of these flags as keys", EnvVars: []string{"TCAUTH_SIDECAR_CONFIG"}},
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8081", Usage: "address callers reach the sidecar at", EnvVars: []string{"TCAUTH_SIDECAR_LISTEN"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "admin-listen", Value: "127.0.0.1:9091", Usage: "address of /metrics, /healthz and /readyz (\"\" = off)", EnvVars: []string{"TCAUTH_SIDECAR_ADMIN_LISTEN"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "upstream", Usage: "the protected service's base URL (proxy mode)", EnvVars: []string{"TCAUTH_SIDECAR_UPSTREAM"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "control-plane", Usage: "the control plane's root URL (default $TASKCLUSTER_ROOT_URL)", EnvVars: []string{"TCAUTH_SIDECAR_CONTROL_PLANE"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "routes", Usage: "route policy file (YAML); SIGHUP reloads it", EnvVars: []string{"TCAUTH_SIDECAR_ROUTES"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "mode", Value: sidecar.ModeProxy, Usage: "proxy or forward-auth", EnvVars: []string{"TCAUTH_SIDECAR_MODE"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "verify", Value: sidecar.VerifyLocal, Usage: "local (cached credentials) or remote (authenticateHawk per request)", EnvVars: []string{"TCAUTH_SIDECAR_VERIFY"}}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "IP or CIDR whose X-Forwarded-*/X-Original-* headers are believed", EnvVars: []string{"TCAUTH_SIDECAR_TRUSTED_PROXIES"}}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "max-stale", Value: d.MaxStale, Usage: "how long cached clients keep working while the control plane is unreachable", EnvVars: []string{"TCAUTH_SIDECAR_MAX_STALE"}}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "client-ttl", Value: d.ClientTTL, Usage: "how long a cached client is used before it is fetched again", EnvVars: []string{"TCAUTH_SIDECAR_CLIENT_TTL"}}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "negative-ttl", Value: d.NegativeTTL, Usage: "how long an unknown clientId is remembered as unknown", EnvVars: []string{"TCAUTH_SIDECAR_NEGATIVE_TTL"}}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "client-cache-size", Value: d.ClientCacheSize, Usage: "cached clients", EnvVars: []string{"TCAUTH_SIDECAR_CLIENT_CACHE_SIZE"}}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "expanded-cache-size", Value: d.ExpandedCacheSize, Usage: "cached scope expansions", EnvVars: []string{"TCAUTH_SIDECAR_EXPANDED_CACHE_SIZE"}}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "upstream-timeout", Value: d.UpstreamTimeout, Usage: "wait for the upstream's response headers (504 after)", EnvVars: []string{"TCAUTH_SIDECAR_UPSTREAM_TIMEOUT"}}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "forward-authorization", Usage: "keep the Authorization header on forwarded requests", EnvVars: []string{"TCAUTH_SIDECAR_FORWARD_AUTHORIZATION"}}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "disable-replay-check", Usage: "do not reject a repeated Hawk nonce (the reference has no such check)", EnvVars: []string{"TCAUTH_SIDECAR_DISABLE_REPLAY_CHECK"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"TCAUTH_LOG_LEVEL"}}),
+	}
+	return &cli.Command{
+		Name:   "sidecar",
+		Usage:  "run the verifying reverse proxy (or forward-auth service) in front of a service",
+		Flags:  flags,
+		Before: altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
+		Action: func(c *cli.Context) error {
+			cfg := sidecar.DefaultConfig()
+			cfg.Mode, cfg.Verify = c.String("mode"), c.String("verify")
+			cfg.Upstream, cfg.RoutesFile = c.String("upstream"), c.String("routes")
+			cfg.ControlPlane = c.String("control-plane")
+			if cfg.ControlPlane == "" {
+				cfg.ControlPlane = os.Getenv("TASKCLUSTER_ROOT_URL")
+			}
+			if id := os.Getenv("TASKCLUSTER_CLIENT_ID"); id != "" {
+				cfg.Credentials = &protocol.Credentials{ClientID: id, AccessToken: os.Getenv("TASKCLUSTER_ACCESS_TOKEN"),
+					Certificate: os.Getenv("TASKCLUSTER_CERTIFICATE")}
+			}
+			tp, err := sidecar.ParseTrustedProxies(strings.Join(c.StringSlice("trusted-proxy"), ","))
+			if err != nil {
+				return badInput("%v", err)
+			}
+			cfg.TrustedProxies = tp
+			cfg.MaxStale, cfg.ClientTTL, cfg.NegativeTTL = c.Duration("max-stale"), c.Duration("client-ttl"), c.Duration("negative-ttl")
+			cfg.ClientCacheSize, cfg.ExpandedCacheSize = c.Int("client-cache-size"), c.Int("expanded-cache-size")
+			cfg.UpstreamTimeout = c.Duration("upstream-timeout")
+			cfg.ForwardAuthorization, cfg.DisableReplayCheck = c.Bool("forward-authorization"), c.Bool("disable-replay-check")
+			cfg.Logger = newLogger(c.String("log-level"))
+			sc, err := sidecar.New(cfg)
+			if err != nil {
+				return badInput("%v", err)
+			}
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runSidecar(ctx, sc, c.String("listen"), c.String("admin-listen"), cfg.Logger, nil)
+		},
+	}
+}
+
+// runSidecar serves sc until ctx ends; SIGHUP reloads the route policy
+// (a bad file is logged and the old policy stays). ready, if non-nil,
+// receives the bound address.
+func runSidecar(ctx context.Context, sc *sidecar.Sidecar, listen, adminListen string, log *slog.Logger, ready chan<- string) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: sc, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 3)
+	go func() { errc <- srv.Serve(ln) }()
+	var admin *http.Server
+	if adminListen != "" {
+		aln, err := net.Listen("tcp", adminListen)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		admin = &http.Server{Handler: sc.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- admin.Serve(aln) }()
+		log.Info("sidecar admin endpoints", "addr", aln.Addr().String())
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { errc <- sc.Run(runCtx) }()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	log.Info("sidecar listening", "addr", ln.Addr().String())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	for {
+		select {
+		case <-hup:
+			if err := sc.Reload(); err != nil {
+				log.Error("route policy not reloaded; the previous one stays in force", "error", err.Error())
+			} else {
+				log.Info("route policy reloaded")
+			}
+			continue
+		case err = <-errc:
+			if errors.Is(err, http.ErrServerClosed) || errors.Is(err, context.Canceled) {
+				err = nil
+			}
+		case <-ctx.Done():
+		}
+		break
+	}
+	shutCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	_ = srv.Shutdown(shutCtx)
+	if admin != nil {
+		_ = admin.Shutdown(shutCtx)
+	}
+	return err
+}
