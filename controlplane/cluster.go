@@ -174,5 +174,14 @@ func (s *Server) clusterSnapshotRestore(c *call) error {
 		return err
 	}
 	s.log.Warn("cluster state replaced from a backup", "bytes", len(c.body), "by", c.clientID())
+	// Static clients are configuration, not data: the backup carries the
+	// old deployment's (its root token, say), so this cluster's own are
+	// written back at once rather than at the next leadership change.
+	s.staticMu.Lock()
+	s.staticSynced = false
+	s.staticMu.Unlock()
+	if err := s.SyncStaticClients(c.r.Context()); err != nil {
+		s.log.Warn("static client sync after restore failed; the background job retries", "error", err.Error())
+	}
 	return c.noContent()
 }
