@@ -150,7 +150,7 @@ func (s *Server) clusterSnapshotSave(c *call) error {
 	h := c.w.Header()
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	h.Set("X-Tcauth-Applied-Index", strconv.FormatUint(s.store.AppliedIndex(), 10))
+	h.Set(appliedIndexHeader, strconv.FormatUint(s.store.AppliedIndex(), 10))
 	c.w.WriteHeader(http.StatusOK)
 	_, _ = buf.WriteTo(c.w)
 	return nil

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -103,6 +104,23 @@ func TestClusterForwarding(t *testing.T) {
 	}
 	eventually("linearizable read via a follower", func() response { return send(urls[f], "GET", "/clients/cl%2Fone", "", root) }, 200)
 	one := protocol.Credentials{ClientID: "cl/one", AccessToken: created.AccessToken}
+	if r.header.Get(appliedIndexHeader) == "" {
+		t.Error("a forwarded answer carries no applied index")
+	}
+	// Read-your-writes on the follower that forwarded: usable at once,
+	// no retry (the follower held the answer until it had applied it).
+	for k := 0; k < 20; k++ {
+		path := fmt.Sprintf("/clients/cl%%2Fryw-%d", k)
+		r := send(urls[f], "PUT", path, body, root)
+		if r.status != 200 {
+			t.Fatalf("createClient via follower: %d %s", r.status, r.body)
+		}
+		var c protocol.ClientJSON
+		_ = json.Unmarshal(r.body, &c)
+		if got := send(urls[f], "GET", "/scopes/current", "", protocol.Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken}); got.status != 200 {
+			t.Fatalf("client created through follower %d not usable there at once: %d %s", f, got.status, got.body)
+		}
+	}
 	for i := range cluster.Nodes {
 		eventually("new credentials on every node", func() response { return send(urls[i], "GET", "/scopes/current", "", one) }, 200)
 	}

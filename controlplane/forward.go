@@ -58,6 +58,7 @@ func newForwarder(s *Server) *forwarder {
 		ModifyResponse: func(resp *http.Response) error {
 			c := resp.Request.Context().Value(callKey{}).(*call)
 			c.status = resp.StatusCode
+			f.awaitIndex(resp.Request.Context(), resp.Header.Get(appliedIndexHeader))
 			return nil
 		},
 	}
@@ -65,6 +66,64 @@ func newForwarder(s *Server) *forwarder {
 }
 
 type callKey struct{}
+
+// appliedIndexHeader carries the leader's applied index on answers to
+// forwarded requests.
+const appliedIndexHeader = "X-Tcauth-Applied-Index"
+
+// indexStampingWriter adds the node's applied index, read when the status
+// is written, to the answer of a forwarded request. A write's answer is
+// sent after its entry is applied, so the index covers the write.
+type indexStampingWriter struct {
+	http.ResponseWriter
+	index   func() uint64
+	stamped bool
+}
+
+func (w *indexStampingWriter) WriteHeader(code int) {
+	if !w.stamped {
+		w.stamped = true
+		if w.Header().Get(appliedIndexHeader) == "" {
+			w.Header().Set(appliedIndexHeader, strconv.FormatUint(w.index(), 10))
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *indexStampingWriter) Write(b []byte) (int, error) {
+	if !w.stamped {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *indexStampingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *indexStampingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// maxReadYourWritesWait bounds how long a follower holds a forwarded answer
+// while it catches up with the leader.
+const maxReadYourWritesWait = 2 * time.Second
+
+// awaitIndex holds a forwarded answer until this node has applied what the
+// leader had applied when it answered. Without it a client that creates a
+// client through a follower and then uses it on the same follower (one
+// load-balanced connection, say) could be refused for a few milliseconds:
+// authentication is served from local state. Read-your-writes per node.
+func (f *forwarder) awaitIndex(ctx context.Context, header string) {
+	want, err := strconv.ParseUint(header, 10, 64)
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(maxReadYourWritesWait)
+	for f.s.store.AppliedIndex() < want && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+}
 
 func (f *forwarder) serve(c *call) {
 	s := f.s

@@ -259,7 +259,7 @@ func (s *Server) watchChanges(c *call) error {
 	if changes == nil {
 		changes = []Change{}
 	}
-	c.w.Header().Set("X-Tcauth-Applied-Index", strconv.FormatUint(index, 10))
+	c.w.Header().Set(appliedIndexHeader, strconv.FormatUint(index, 10))
 	return c.reply(struct {
 		Index   uint64   `json:"index"`
 		Changes []Change `json:"changes"`
@@ -282,7 +282,7 @@ func (s *Server) clientCredentials(c *call) error {
 	if !ok {
 		return errClientNotFound()
 	}
-	c.w.Header().Set("X-Tcauth-Applied-Index", strconv.FormatUint(s.store.AppliedIndex(), 10))
+	c.w.Header().Set(appliedIndexHeader, strconv.FormatUint(s.store.AppliedIndex(), 10))
 	expires := ""
 	if !rec.Expires.IsZero() {
 		expires = protocol.FormatTime(rec.Expires)

@@ -158,6 +158,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Headers", "X-Requested-With,Content-Type,Authorization,Accept,Origin,Cache-Control")
 	h.Set("Cache-Control", "no-store no-cache must-revalidate")
 
+	if r.Header.Get(forwardedHeader) != "" && s.trusted(r) {
+		w = &indexStampingWriter{ResponseWriter: w, index: s.store.AppliedIndex}
+	}
 	c := &call{s: s, w: w, r: r, now: s.cfg.Now()}
 	name := "unknown"
 	defer func() {
