@@ -40,8 +40,8 @@ lint:
 test-unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration/)
 
-test-integration: build
-	TCAUTH_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m ./integration/...
+test-integration: build deps
+	TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 15m ./integration/...
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each). Go 1.26's fuzz
 ## coordinator can end a run with a bare "context deadline exceeded" on a

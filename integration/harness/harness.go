@@ -221,3 +221,28 @@ func DumpLogsOnFailure(t testing.TB, procs func() []*Process) {
 
 // ErrTimeout is returned by waits that ran out of time.
 var ErrTimeout = errors.New("timed out")
+
+// NodeDir is integration/node, where the npm peers are installed.
+func NodeDir() string {
+	_, here, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(here), "..", "node")
+}
+
+// NeedNode returns the node binary, with integration/node's packages
+// installed. Without them the test skips — except when
+// TCAUTH_REQUIRE_PEERS=1 (make test-integration sets it after installing
+// them), where their absence is a failure.
+func NeedNode(t testing.TB) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(NodeDir(), "node_modules", "taskcluster-client"))
+	}
+	if err != nil {
+		if os.Getenv("TCAUTH_REQUIRE_PEERS") == "1" {
+			t.Fatalf("node and integration/node/node_modules are required (make deps): %v", err)
+		}
+		t.Skipf("needs node and integration/node/node_modules (run `make deps`): %v", err)
+	}
+	return node
+}
