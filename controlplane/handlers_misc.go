@@ -290,11 +290,12 @@ func (s *Server) clientCredentials(c *call) error {
 	return c.reply(struct {
 		ClientID       string   `json:"clientId"`
 		AccessToken    string   `json:"accessToken"`
+		Scopes         []string `json:"scopes"`
 		ExpandedScopes []string `json:"expandedScopes"`
 		Expires        string   `json:"expires"`
 		Disabled       bool     `json:"disabled"`
 		LastModified   string   `json:"lastModified"`
-	}{id, token, nonNilStrings(s.clients.expand(rec)), expires, rec.Disabled, protocol.FormatTime(rec.LastModified)})
+	}{id, token, nonNilStrings(rec.Scopes), nonNilStrings(s.clients.expand(rec)), expires, rec.Disabled, protocol.FormatTime(rec.LastModified)})
 }
 
 var lastUsedSchema = func() *schema {

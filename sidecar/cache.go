@@ -79,6 +79,20 @@ func (c *shardedLRU[K, V]) AddIf(k K, v V, keep func() bool) bool {
 	return true
 }
 
+// Swap replaces the value under k with v if keep(current, present)
+// agrees, under the shard lock; it does not count as a use.
+func (c *shardedLRU[K, V]) Swap(k K, v V, keep func(cur V, ok bool) bool) bool {
+	s := c.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.lru.Peek(k)
+	if !keep(cur, ok) {
+		return false
+	}
+	s.lru.Add(k, v)
+	return true
+}
+
 func (c *shardedLRU[K, V]) Remove(k K) {
 	s := c.shard(k)
 	s.mu.Lock()

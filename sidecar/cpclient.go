@@ -62,8 +62,12 @@ func newControlPlane(root string, creds *protocol.Credentials, rt http.RoundTrip
 // credentialsResponse is GET /tcauth/clients/<clientId>/credentials. The
 // accessToken is a secret: this struct is never logged nor formatted.
 type credentialsResponse struct {
-	ClientID       string   `json:"clientId"`
-	AccessToken    string   `json:"accessToken"`
+	ClientID    string `json:"clientId"`
+	AccessToken string `json:"accessToken"`
+	// Scopes are the client's own; with them the sidecar re-expands a
+	// cached client itself after a role change instead of refetching it
+	// (absent from older control planes: then it refetches).
+	Scopes         []string `json:"scopes"`
 	ExpandedScopes []string `json:"expandedScopes"`
 	Expires        string   `json:"expires"`
 	Disabled       bool     `json:"disabled"`

@@ -245,7 +245,7 @@ func (cp *fakeControlPlane) serve(w http.ResponseWriter, r *http.Request) {
 			if !c.expires.IsZero() {
 				exp = protocol.FormatTime(c.expires)
 			}
-			out = map[string]any{"clientId": id, "accessToken": c.token, "expandedScopes": []string(cp.resolver().Expand(c.scopes)),
+			out = map[string]any{"clientId": id, "accessToken": c.token, "scopes": c.scopes, "expandedScopes": []string(cp.resolver().Expand(c.scopes)),
 				"expires": exp, "disabled": c.disabled, "lastModified": protocol.FormatTime(time.Now())}
 		}
 		idx := cp.index

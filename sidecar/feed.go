@@ -143,12 +143,14 @@ func (v *localVerifier) apply(ctx context.Context, changes []changeEvent, log *s
 	}
 	if roleIndex > 0 {
 		v.setRoles(res)
-		// The control plane sends each client's scopes already expanded
-		// through the roles of its own state: after a role change every
-		// cached client may hold scopes the role no longer grants. Drop
-		// them all; the next request of each refetches it (one fetch per
-		// client, singleflight). Answers read before roleIndex are refused.
-		v.purgeAll(roleIndex)
+		// Cached clients hold expansions under the old role set; each is
+		// re-expanded from its own scopes on its next use (clients
+		// fetched from a control plane that does not send their own
+		// scopes are refetched). Answers read before roleIndex are
+		// refused. Keeping the clients matters when the control plane is
+		// down: a role edit just before an outage must not turn every
+		// cached caller into a 503.
+		v.rolesChanged(roleIndex)
 	}
 	return nil
 }

@@ -48,6 +48,13 @@ type clientEntry struct {
 	epoch    uint64 // unique per fetch: keys the expanded-scope cache
 	index    uint64 // control plane's applied index of the answer
 	client   protocol.Client
+	// scopes are the client's own scopes (nil from a control plane that
+	// does not send them); gen is the role generation client.ExpandedScopes
+	// belongs to. After a role change the entry is re-expanded locally on
+	// its next use, so a role edit neither refetches every client nor
+	// leaves them unusable while the control plane is unreachable.
+	scopes []string
+	gen    uint64
 }
 
 // expandKey keys the expanded-scope cache: the issuing client's fetch
@@ -173,6 +180,9 @@ func (v *localVerifier) lookup(ctx context.Context, id string) (*clientEntry, ti
 	now := v.now()
 	stale := v.staleness(now)
 	e, ok := v.clients.Get(id)
+	if ok && !e.notFound {
+		e, ok = v.current(id, e)
+	}
 	if ok {
 		age := now.Sub(e.fetched)
 		if e.notFound {
@@ -214,6 +224,26 @@ func (v *localVerifier) lookup(ctx context.Context, id string) (*clientEntry, ti
 		return nil, stale, fmt.Errorf("%w (%v)", ErrTooStale, err)
 	}
 	return nil, 0, err
+}
+
+// current returns e with its expansion under the current role set:
+// e itself, or a re-expanded copy that replaces it in the cache. ok is
+// false when e cannot be re-expanded (no own scopes): treat as a miss.
+func (v *localVerifier) current(id string, e *clientEntry) (*clientEntry, bool) {
+	snap := v.roles.Load()
+	if snap == nil || e.gen == snap.gen {
+		return e, true
+	}
+	if e.scopes == nil {
+		return nil, false
+	}
+	ne := *e
+	ne.client.ExpandedScopes = scopeengine.NewScopeSet(snap.resolver.Expand(e.scopes))
+	ne.gen, ne.epoch = snap.gen, v.epochs.Add(1)
+	v.m.reexpanded.Inc()
+	// Only over the very entry read: an eviction or refetch meanwhile wins.
+	v.clients.Swap(id, &ne, func(cur *clientEntry, ok bool) bool { return ok && cur == e })
+	return &ne, true
 }
 
 // fetch loads a client from the control plane, once for all concurrent
@@ -259,9 +289,15 @@ func (v *localVerifier) fetchOnce(id string) (*clientEntry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), v.cfg.FetchTimeout)
 	defer cancel()
 	start := time.Now()
+	// The generation before the fetch: a role change during it bumps the
+	// purge sequence, so the answer is not cached under a newer one.
+	var gen uint64
+	if snap := v.roles.Load(); snap != nil {
+		gen = snap.gen
+	}
 	resp, err := v.cp.client(ctx, id)
 	v.m.cpLatency.WithLabelValues("credentials").Observe(time.Since(start).Seconds())
-	e := &clientEntry{fetched: v.now(), epoch: v.epochs.Add(1)}
+	e := &clientEntry{fetched: v.now(), epoch: v.epochs.Add(1), gen: gen}
 	if errors.Is(err, protocol.ErrClientNotFound) {
 		e.notFound = true
 		return e, nil
@@ -270,6 +306,9 @@ func (v *localVerifier) fetchOnce(id string) (*clientEntry, error) {
 		return nil, err
 	}
 	e.index = resp.Index
+	if resp.Scopes != nil {
+		e.scopes = scopeengine.NewScopeSet(resp.Scopes)
+	}
 	e.client = protocol.Client{
 		ClientID:    id,
 		AccessToken: resp.AccessToken,
@@ -320,6 +359,20 @@ func (v *localVerifier) evictClient(id string, index uint64) {
 	v.clients.Remove(id)
 	// The client's expanded-scope entries carry its fetch epoch in their
 	// key; with the client gone they can never be hit again and age out.
+}
+
+// rolesChanged makes answers read before index outdated and stops fetches
+// in flight from caching what they read, but keeps the cached clients:
+// current re-expands each on its next use.
+func (v *localVerifier) rolesChanged(index uint64) {
+	for {
+		cur := v.minIndex.Load()
+		if index <= cur || v.minIndex.CompareAndSwap(cur, index) {
+			break
+		}
+	}
+	v.purgeSeq.Store(v.evictSeq.Add(1))
+	v.expanded.Purge()
 }
 
 // purgeAll drops every cached client and expansion; answers read before

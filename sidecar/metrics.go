@@ -30,6 +30,7 @@ type metrics struct {
 	// Series touched by every request, resolved once (WithLabelValues
 	// hashes the labels and takes a lock on each call).
 	clientHit, clientMiss, clientStale, negativeHit prometheus.Counter
+	reexpanded                                      prometheus.Counter
 	expandedHit, expandedMiss                       prometheus.Counter
 	verifyLocal, verifyRemote                       prometheus.Observer
 	upstreamByClass                                 [6]prometheus.Observer // index: status/100, 0 = transport error
@@ -75,6 +76,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	}
 	m.clientHit, m.clientMiss = m.cache.WithLabelValues("client", "hit"), m.cache.WithLabelValues("client", "miss")
 	m.clientStale, m.negativeHit = m.cache.WithLabelValues("client", "stale"), m.cache.WithLabelValues("negative", "hit")
+	m.reexpanded = m.cache.WithLabelValues("client", "reexpanded") // cached client re-expanded after a role change
 	m.expandedHit, m.expandedMiss = m.cache.WithLabelValues("expanded", "hit"), m.cache.WithLabelValues("expanded", "miss")
 	m.verifyLocal, m.verifyRemote = m.verify.WithLabelValues("local"), m.verify.WithLabelValues("remote")
 	m.upstreamByClass[0] = m.upstream.WithLabelValues("error")

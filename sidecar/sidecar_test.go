@@ -354,6 +354,40 @@ func TestRevocationViaFeed(t *testing.T) {
 	within("delete", 401, func() int { return h.do(call{method: "GET", path: "/notes/a", creds: newAlice}).status })
 }
 
+// A role change re-expands cached clients from their own scopes: the new
+// grant applies at once, without a refetch, and the clients stay usable
+// if the control plane then goes away.
+func TestRoleChangeReexpandsWithoutRefetch(t *testing.T) {
+	h := newHarness(t)
+	write := func() int { return h.do(call{method: "PUT", path: "/notes/x-1", creds: alice, body: "x"}).status }
+	if s := write(); s != 200 {
+		t.Fatalf("before: %d", s)
+	}
+	fetches := h.cp.fetches("alice")
+	h.cp.setRole("project:x", "notes:write:y-*")
+	deadline := time.Now().Add(time.Second)
+	for write() != 403 {
+		if time.Now().After(deadline) {
+			t.Fatal("role change not applied within 1 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := h.cp.fetches("alice"); got != fetches {
+		t.Errorf("alice fetched %d more times after a role change; want a local re-expansion", got-fetches)
+	}
+	h.cp.setRole("project:x", "notes:write:x-*")
+	for write() != 200 {
+		if time.Now().After(deadline.Add(time.Second)) {
+			t.Fatal("role grant not applied within 1 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.cp.setDown(true)
+	if s := write(); s != 200 {
+		t.Fatalf("cached client after a role change, control plane down: %d", s)
+	}
+}
+
 func TestCacheServesWithoutControlPlaneRoundTrips(t *testing.T) {
 	h := newHarness(t)
 	repeatOneFetch(t, h, alice, 5, 200)
