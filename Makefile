@@ -5,6 +5,7 @@
 # needs one) and then runs lint, unit tests with -race, short fuzz runs,
 # and the integration tests.
 
+SHELL     := /bin/bash
 GO        ?= go
 PKGS      := ./...
 FUZZTIME  ?= 8s
@@ -12,7 +13,7 @@ BENCHTIME ?= 1s
 NODE_DIR  := integration/node
 BIN       := bin/tcauth
 
-.PHONY: all build test test-unit test-integration lint fuzz bench deps deps-node clean
+.PHONY: all build test test-unit test-integration test-reliability lint fuzz bench deps deps-node deps-net clean
 
 all: build
 
@@ -20,11 +21,15 @@ build:
 	$(GO) build -o $(BIN) ./cmd/tcauth
 
 ## test: everything CI runs.
-test: deps lint test-unit fuzz test-integration
+test: deps lint test-unit fuzz test-integration test-reliability
 	@echo "make test: all checks passed"
 
 ## deps: install what the tests need on a fresh machine.
-deps: deps-node
+deps: deps-node deps-net
+
+deps-net:
+	@command -v ip >/dev/null 2>&1 || { echo "installing iproute2 from Debian"; \
+		apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null; }
 
 deps-node:
 	@command -v node >/dev/null 2>&1 || { echo "installing nodejs and npm from Debian"; \
@@ -41,7 +46,15 @@ test-unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration/)
 
 test-integration: build deps
-	TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 15m ./integration/...
+	TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 15m $$($(GO) list ./integration/... | grep -v /reliability)
+
+## test-reliability: fault injection in network namespaces (root), the
+## linearizability check and the security table; ends with a summary table.
+## Without root or `ip netns` the fault scenarios skip with the reason —
+## except under `make test`, which requires them (TCAUTH_REQUIRE_PEERS=1).
+test-reliability: build deps-net
+	TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_REQUIRE_PEERS=1 TCAUTH_RELIABILITY_SUMMARY=$(CURDIR)/bin/reliability-summary.txt \
+		$(GO) test -count=1 -timeout 15m ./integration/reliability/
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each). Go 1.26's fuzz
 ## coordinator can end a run with a bare "context deadline exceeded" on a

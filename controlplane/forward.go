@@ -2,6 +2,8 @@ package controlplane
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -53,7 +55,13 @@ func newForwarder(s *Server) *forwarder {
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			c := r.Context().Value(callKey{}).(*call)
 			s.log.Warn("forwarding to leader failed", "endpoint", c.route.name, "error", err.Error())
-			c.fail(errNoLeader)
+			var op *net.OpError
+			if errors.As(err, &op) && op.Op == "dial" {
+				c.fail(errNoLeader) // never reached the leader
+				return
+			}
+			// The leader may have got the request and applied it.
+			c.fail(errOutcomeUnknown)
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			c := resp.Request.Context().Value(callKey{}).(*call)

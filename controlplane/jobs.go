@@ -3,6 +3,7 @@ package controlplane
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -113,7 +114,7 @@ func (s *Server) needsStaticSync() bool {
 			return true
 		}
 		token, ok, err := s.store.AccessToken(rec.ClientID)
-		if err != nil || !ok || token != c.AccessToken {
+		if err != nil || !ok || subtle.ConstantTimeCompare([]byte(token), []byte(c.AccessToken)) != 1 {
 			return true
 		}
 	}

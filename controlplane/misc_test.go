@@ -217,7 +217,7 @@ func TestChangeFeedAndCredentials(t *testing.T) {
 
 	r = e.api("GET", "/tcauth/clients/root/credentials", sidecar)
 	expectStatus(t, r, 200)
-	jsonEq(t, r.body, map[string]any{"clientId": "root", "accessToken": rootToken, "expandedScopes": []string{"*"},
+	jsonEq(t, r.body, map[string]any{"clientId": "root", "accessToken": rootToken, "scopes": []string{"*"}, "expandedScopes": []string{"*"},
 		"expires": "2023-11-15T22:13:20.000Z", "disabled": false, "lastModified": "2023-11-14T21:13:20.000Z"})
 	expectError(t, e.api("GET", "/tcauth/clients/nope/credentials", sidecar), 404, "ResourceNotFound")
 	e.addClient("other", "other-token-0123456789a", "auth:tcauth:watch-changes")

@@ -148,6 +148,16 @@ func apiErr(code, format string, args ...any) *protocol.APIError {
 var errNoLeader = &protocol.APIError{Code: protocol.CodeInternalServerError, Status: http.StatusServiceUnavailable,
 	Message: "No Raft leader is available at the moment; retry later."}
 
+var errOutcomeUnknown = &protocol.APIError{Code: protocol.CodeInternalServerError, Status: http.StatusServiceUnavailable,
+	Message: "The leader changed before this write was known to commit: it may or may not take effect. Read the resource before retrying."}
+
+// NotAppliedHeader ("true") marks a 5xx answer to a write that is known
+// not to have been proposed (no leader known, or the node was not the
+// leader): safe to retry as is. Without it a failed write's outcome is
+// unknown. The official clients retry 5xx regardless; tcauth's own tools
+// and the reliability suite use the distinction.
+const NotAppliedHeader = "X-Tcauth-Not-Applied"
+
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	h := w.Header()
@@ -545,6 +555,8 @@ func (c *call) fail(err error) {
 	case errors.As(err, &ae):
 	case errors.Is(err, ErrNotLeader):
 		ae = errNoLeader
+	case errors.Is(err, ErrOutcomeUnknown):
+		ae = errOutcomeUnknown
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		ae = &protocol.APIError{Code: protocol.CodeInternalServerError, Status: http.StatusServiceUnavailable, Message: "Request timed out; retry later."}
 	default:
@@ -554,6 +566,9 @@ func (c *call) fail(err error) {
 	}
 	if ae.Status == http.StatusUnauthorized {
 		c.w.Header().Set("WWW-Authenticate", "hawk")
+	}
+	if ae == errNoLeader && c.route.kind == kindWrite {
+		c.w.Header().Set(NotAppliedHeader, "true")
 	}
 	payload := c.payload
 	if ae.Code == protocol.CodeAuthenticationFailed {

@@ -63,6 +63,7 @@ type Store interface {
 var (
 	ErrNotLeader, ErrNotFound, ErrConflict = raftstore.ErrNotLeader, raftstore.ErrNotFound, raftstore.ErrConflict
 	ErrInvalidRoles, ErrCompacted          = raftstore.ErrInvalidRoles, raftstore.ErrFeedTruncated
+	ErrOutcomeUnknown                      = raftstore.ErrOutcomeUnknown
 )
 
 // ClientRecord is a stored client. Scopes are as given by the caller (not

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -262,11 +263,11 @@ func (s *Store) Apply(ctx context.Context, cmd Command) (ApplyResult, error) {
 	}
 	f := s.raft.Apply(data, timeout)
 	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrEnqueueTimeout) {
 			return ApplyResult{}, fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}
-		if errors.Is(err, raft.ErrRaftShutdown) {
-			return ApplyResult{}, ErrClosed
+		if errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
+			return ApplyResult{}, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 		}
 		return ApplyResult{}, err
 	}
@@ -307,7 +308,7 @@ func (s *Store) SyncStaticClients(ctx context.Context, now time.Time, specs []St
 		sc := StaticClient{ClientID: sp.ClientID, Description: sp.Description, Scopes: slices.Clone(sp.Scopes)}
 		old, ok := s.Client(sp.ClientID)
 		if ok {
-			if tok, err := s.cfg.Keyring.Open(sp.ClientID, old.SealedToken); err == nil && string(tok) == sp.AccessToken {
+			if tok, err := s.cfg.Keyring.Open(sp.ClientID, old.SealedToken); err == nil && subtle.ConstantTimeCompare(tok, []byte(sp.AccessToken)) == 1 {
 				sc.SealedToken = old.SealedToken
 			}
 		}

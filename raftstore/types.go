@@ -122,14 +122,20 @@ type ApplyResult struct {
 
 // Errors, as package-level sentinels (wrapped with detail where useful).
 var (
-	ErrNotLeader     = errors.New("raftstore: not the leader")
-	ErrNotFound      = errors.New("raftstore: not found")
-	ErrConflict      = errors.New("raftstore: already exists")
-	ErrInvalidRoles  = errors.New("raftstore: invalid role set")
-	ErrBadCommand    = errors.New("raftstore: malformed command")
-	ErrFeedTruncated = errors.New("raftstore: change feed no longer holds that index")
-	ErrClosed        = errors.New("raftstore: closed")
-	ErrNoKeyring     = errors.New("raftstore: no keyring configured")
+	ErrNotLeader = errors.New("raftstore: not the leader")
+	// ErrOutcomeUnknown: the command was proposed but leadership was lost
+	// (or the node shut down) before it was known to commit. It may still
+	// commit under the next leader; a caller must read before retrying a
+	// non-idempotent write. ErrNotLeader, by contrast, means nothing was
+	// proposed.
+	ErrOutcomeUnknown = errors.New("raftstore: leadership lost before the command was known to commit")
+	ErrNotFound       = errors.New("raftstore: not found")
+	ErrConflict       = errors.New("raftstore: already exists")
+	ErrInvalidRoles   = errors.New("raftstore: invalid role set")
+	ErrBadCommand     = errors.New("raftstore: malformed command")
+	ErrFeedTruncated  = errors.New("raftstore: change feed no longer holds that index")
+	ErrClosed         = errors.New("raftstore: closed")
+	ErrNoKeyring      = errors.New("raftstore: no keyring configured")
 	// ErrBadSnapshot: a backup given to RestoreSnapshot is unreadable,
 	// truncated, has a role set that cannot be expanded, or holds tokens
 	// this node's keyring cannot open.

@@ -110,8 +110,11 @@ type Config struct {
 	// PreserveHost forwards the client's Host header instead of the
 	// upstream's host (X-Forwarded-Host carries it either way).
 	PreserveHost bool
-	// FeedWait is the change feed's long-poll wait (default 25 s, the
-	// server caps it at 60 s).
+	// FeedWait is the change feed's long-poll wait (default 10 s, the
+	// server caps it at 60 s). It also bounds how long a silent network
+	// partition (packets dropped, no reset) goes unnoticed: a poll open
+	// longer than FeedWait + 3 s counts as lost, and from then on answers
+	// carry the staleness marker and max-stale runs.
 	FeedWait time.Duration
 	// FetchTimeout bounds verify-client, role and authenticateHawk calls
 	// (default 5 s).
@@ -150,7 +153,7 @@ func DefaultConfig() Config {
 		MaxNonces:         1_000_000,
 		MaxHashedBody:     10 << 20,
 		MaxScopesHeader:   8 << 10,
-		FeedWait:          25 * time.Second,
+		FeedWait:          10 * time.Second,
 		FetchTimeout:      5 * time.Second,
 		UpstreamTimeout:   60 * time.Second,
 	}

@@ -161,7 +161,7 @@ func (v *localVerifier) staleness(now time.Time) time.Duration {
 
 // feedGrace is how much longer than its wait a long poll may take before
 // the feed is treated as lost.
-const feedGrace = 5 * time.Second
+const feedGrace = 3 * time.Second
 
 // ready reports whether local verification can work: roles loaded and
 // the data no staler than MaxStale.

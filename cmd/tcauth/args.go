@@ -36,9 +36,14 @@ func permuteArgs(app *cli.App, args []string) []string {
 	}
 	takesValue := map[string]bool{}
 	for _, f := range leaf.Flags {
-		_, isBool := f.(*cli.BoolFlag)
+		// altsrc wrappers embed the cli flag, so ask the flag itself
+		// rather than match *cli.BoolFlag.
+		takes := true
+		if tv, ok := f.(interface{ TakesValue() bool }); ok {
+			takes = tv.TakesValue()
+		}
 		for _, n := range f.Names() {
-			takesValue[n] = !isBool
+			takesValue[n] = takes
 		}
 	}
 	out := append([]string{}, args[:i]...)

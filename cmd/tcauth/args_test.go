@@ -15,6 +15,9 @@ func TestPermuteArgs(t *testing.T) {
 		{"tcauth scopes normalize a b", "tcauth scopes normalize -- a b"},
 		{"tcauth scopes normalize --json", "tcauth scopes normalize --json"},
 		{"tcauth client get x -- -odd", "tcauth client get -- x -odd"},
+		// altsrc-wrapped bool flags take no value (sidecar, controlplane).
+		{"tcauth sidecar --allow-insecure-control-plane --routes r.yaml --max-stale 30s", "tcauth sidecar --allow-insecure-control-plane --routes r.yaml --max-stale 30s"},
+		{"tcauth controlplane --bootstrap --node-id n1", "tcauth controlplane --bootstrap --node-id n1"},
 		{"tcauth cluster", "tcauth cluster"},
 		{"tcauth unknown a --b", "tcauth unknown a --b"},
 		{"tcauth", "tcauth"},

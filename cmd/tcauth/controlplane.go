@@ -119,7 +119,11 @@ func startNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	n := &runningNode{store: store, server: server, listener: ln, rootTok: rootTok, rootNew: rootNew, cancel: cancel, done: make(chan error, 2)}
-	n.http = &http.Server{Handler: server.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	// Slow clients: headers within 10 s, the whole request (bodies are at
+	// most MaxBodyBytes) within a minute; headers at most 64 KiB (a Hawk
+	// header with a certificate is a few KiB).
+	n.http = &http.Server{Handler: server.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		MaxHeaderBytes: 64 << 10, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

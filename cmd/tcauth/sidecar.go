@@ -27,11 +27,13 @@ func sidecarCommand() *cli.Command {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "admin-listen", Value: "127.0.0.1:9091", Usage: "address of /metrics, /healthz and /readyz (\"\" = off)", EnvVars: []string{"TCAUTH_SIDECAR_ADMIN_LISTEN"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "upstream", Usage: "the protected service's base URL (proxy mode)", EnvVars: []string{"TCAUTH_SIDECAR_UPSTREAM"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "control-plane", Usage: "the control plane's root URL (default $TASKCLUSTER_ROOT_URL)", EnvVars: []string{"TCAUTH_SIDECAR_CONTROL_PLANE"}}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "allow-insecure-control-plane", Usage: "allow plain http to a non-loopback control plane in local mode (access tokens travel in its answers: only inside a network you trust)", EnvVars: []string{"TCAUTH_SIDECAR_ALLOW_INSECURE_CONTROL_PLANE"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "routes", Usage: "route policy file (YAML); SIGHUP reloads it", EnvVars: []string{"TCAUTH_SIDECAR_ROUTES"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "mode", Value: sidecar.ModeProxy, Usage: "proxy or forward-auth", EnvVars: []string{"TCAUTH_SIDECAR_MODE"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "verify", Value: sidecar.VerifyLocal, Usage: "local (cached credentials) or remote (authenticateHawk per request)", EnvVars: []string{"TCAUTH_SIDECAR_VERIFY"}}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "IP or CIDR whose X-Forwarded-*/X-Original-* headers are believed", EnvVars: []string{"TCAUTH_SIDECAR_TRUSTED_PROXIES"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "max-stale", Value: d.MaxStale, Usage: "how long cached clients keep working while the control plane is unreachable", EnvVars: []string{"TCAUTH_SIDECAR_MAX_STALE"}}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "feed-wait", Value: d.FeedWait, Usage: "change-feed long-poll wait; a silent partition is noticed after this + 3s", EnvVars: []string{"TCAUTH_SIDECAR_FEED_WAIT"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "client-ttl", Value: d.ClientTTL, Usage: "how long a cached client is used before it is fetched again", EnvVars: []string{"TCAUTH_SIDECAR_CLIENT_TTL"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "negative-ttl", Value: d.NegativeTTL, Usage: "how long an unknown clientId is remembered as unknown", EnvVars: []string{"TCAUTH_SIDECAR_NEGATIVE_TTL"}}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "client-cache-size", Value: d.ClientCacheSize, Usage: "cached clients", EnvVars: []string{"TCAUTH_SIDECAR_CLIENT_CACHE_SIZE"}}),
@@ -51,6 +53,7 @@ func sidecarCommand() *cli.Command {
 			cfg.Mode, cfg.Verify = c.String("mode"), c.String("verify")
 			cfg.Upstream, cfg.RoutesFile = c.String("upstream"), c.String("routes")
 			cfg.ControlPlane = c.String("control-plane")
+			cfg.AllowInsecureControlPlane = c.Bool("allow-insecure-control-plane")
 			if cfg.ControlPlane == "" {
 				cfg.ControlPlane = os.Getenv("TASKCLUSTER_ROOT_URL")
 			}
@@ -64,6 +67,7 @@ func sidecarCommand() *cli.Command {
 			}
 			cfg.TrustedProxies = tp
 			cfg.MaxStale, cfg.ClientTTL, cfg.NegativeTTL = c.Duration("max-stale"), c.Duration("client-ttl"), c.Duration("negative-ttl")
+			cfg.FeedWait = c.Duration("feed-wait")
 			cfg.ClientCacheSize, cfg.ExpandedCacheSize = c.Int("client-cache-size"), c.Int("expanded-cache-size")
 			cfg.UpstreamTimeout = c.Duration("upstream-timeout")
 			cfg.ForwardAuthorization, cfg.DisableReplayCheck = c.Bool("forward-authorization"), c.Bool("disable-replay-check")
@@ -87,7 +91,8 @@ func runSidecar(ctx context.Context, sc *sidecar.Sidecar, listen, adminListen st
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: sc, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	// No ReadTimeout: uploads through the sidecar may legitimately be long.
+	srv := &http.Server{Handler: sc, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(ln) }()

@@ -25,7 +25,6 @@ import (
 type stack struct {
 	t        *testing.T
 	cp       *harness.Cluster
-	notes    *harness.Process
 	sidecar  *harness.Process
 	url      string // the sidecar
 	admin    string // the sidecar's admin address
@@ -41,49 +40,10 @@ func repoRoot() string {
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	s := &stack{t: t, cp: harness.StartCluster(t, harness.ClusterConfig{Size: 1})}
-	s.sidecarC = s.newClient("it/sidecar", "auth:tcauth:verify-clients", "auth:tcauth:watch-changes", "auth:list-roles", "auth:get-role:*")
-
-	// The notes service: the example, built from the repository.
-	notesBin := filepath.Join(s.cp.Dir, "notes-server")
-	build := exec.Command("go", "build", "-o", notesBin, "./examples/notes/cmd/notes-server")
-	build.Dir = repoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build notes-server: %v\n%s", err, out)
-	}
-	notesAddr := harness.FreeAddr(t)
-	s.notes = harness.NewProcess(t, notesBin, "notes", s.cp.Dir, "-listen", notesAddr)
-	s.cp.Track(s.notes)
-	if err := s.notes.Start(); err != nil {
-		t.Fatal(err)
-	}
-
-	routes, err := os.ReadFile(filepath.Join(repoRoot(), "examples", "notes", "routes.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.routes = filepath.Join(s.cp.Dir, "routes.yaml")
-	if err := os.WriteFile(s.routes, routes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	listen := harness.FreeAddr(t)
-	s.admin = harness.FreeAddr(t)
-	s.url = "http://" + listen
-	s.sidecar = harness.NewProcess(t, s.cp.Bin, "sidecar", s.cp.Dir, "sidecar",
-		"--listen", listen, "--admin-listen", s.admin, "--upstream", "http://"+notesAddr,
-		"--control-plane", s.cp.Nodes[0].URL(), "--routes", s.routes, "--log-level", "debug")
-	s.sidecar.Env = []string{"TASKCLUSTER_CLIENT_ID=" + s.sidecarC.ClientID, "TASKCLUSTER_ACCESS_TOKEN=" + s.sidecarC.AccessToken}
-	s.cp.Track(s.sidecar)
-	if err := s.sidecar.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := harness.WaitHTTP(ctx, "http://"+s.admin+"/readyz", 200, 30*time.Second); err != nil {
-		t.Fatalf("sidecar not ready: %v", err)
-	}
-	if err := harness.WaitHTTP(ctx, "http://"+notesAddr+"/healthz", 200, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	notesAddr := s.cp.StartNotes(t)
+	routes := harness.ReadFile(t, filepath.Join(repoRoot(), "examples", "notes", "routes.yaml"))
+	sc := s.cp.StartSidecar(t, "sidecar", "http://"+notesAddr, string(routes))
+	s.sidecar, s.url, s.admin, s.routes, s.sidecarC = sc.Process, sc.URL, sc.Admin, sc.Routes, sc.Creds
 	return s
 }
 
@@ -91,14 +51,7 @@ func (s *stack) api() *tcclient.Client { return s.cp.Client(0, nil) }
 
 func (s *stack) newClient(id string, scopes ...string) protocol.Credentials {
 	s.t.Helper()
-	var out struct{ AccessToken string }
-	err := s.api().Do(context.Background(), http.MethodPut, "/clients/"+tcclient.PathSegment(id), nil, map[string]any{
-		"description": "sidecar integration test", "expires": time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339),
-		"scopes": scopes}, &out)
-	if err != nil {
-		s.t.Fatalf("createClient %s: %v", id, err)
-	}
-	return protocol.Credentials{ClientID: id, AccessToken: out.AccessToken}
+	return s.cp.CreateClient(s.t, 0, id, scopes...)
 }
 
 type answer struct {

@@ -61,6 +61,8 @@ type Error struct {
 	StatusCode int
 	Code       string
 	Message    string
+	// Header holds the answer's headers (e.g. X-Tcauth-Not-Applied).
+	Header http.Header
 }
 
 func (e *Error) Error() string {
@@ -172,7 +174,7 @@ func (c *Client) DoRaw(ctx context.Context, method, route string, query url.Valu
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	apiErr := &Error{StatusCode: resp.StatusCode}
+	apiErr := &Error{StatusCode: resp.StatusCode, Header: resp.Header}
 	var eb struct{ Code, Message string }
 	if json.Unmarshal(data, &eb) == nil && eb.Code != "" {
 		apiErr.Code, apiErr.Message = eb.Code, eb.Message
