@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -469,5 +470,27 @@ func TestRunSyncsStaticClientsOnLeadership(t *testing.T) {
 	}
 	if e.store.LeaderAPIAddress() != "http://node-a:8080" {
 		t.Errorf("API address not published: %q", e.store.LeaderAPIAddress())
+	}
+}
+
+// A failed write says whether it is safe to retry: not proposed at all
+// (NotAppliedHeader) or proposed with an unknown outcome (no header).
+func TestWriteFailureOutcome(t *testing.T) {
+	e := newMemEnv(t)
+	for _, tc := range []struct {
+		err        error
+		notApplied bool
+	}{
+		{ErrNotLeader, true},
+		{fmt.Errorf("%w: leadership lost while committing", ErrOutcomeUnknown), false},
+	} {
+		e.mem.mu.Lock()
+		e.mem.applyErr = tc.err
+		e.mem.mu.Unlock()
+		r := e.api("PUT", "/roles/outcome", asRoot(), withBody(`{"description":"d","scopes":["a"]}`))
+		expectError(t, r, 503, "InternalServerError")
+		if got := r.header.Get(NotAppliedHeader) == "true"; got != tc.notApplied {
+			t.Errorf("%v: %s present = %v, want %v", tc.err, NotAppliedHeader, got, tc.notApplied)
+		}
 	}
 }
