@@ -1,0 +1,140 @@
+// Package dev checks the README's run command: `tcauth dev` as a real
+// process, its banner, and the example calls it prints.
+package dev
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcauth/tcauth/integration/harness"
+)
+
+func TestDev(t *testing.T) {
+	bin := harness.Bin(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "dev", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--sidecar-addr", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("tcauth dev did not exit cleanly on SIGINT: %v\n%s", err, stderr.String())
+			}
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("tcauth dev did not stop within 20 s of SIGINT")
+		}
+	})
+
+	// Read the banner up to its last line.
+	banner := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "Ctrl-C stops it") {
+				break
+			}
+		}
+		banner <- b.String()
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var text string
+	select {
+	case text = <-banner:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no banner within 60 s\n%s", stderr.String())
+	}
+	find := func(re string) string {
+		t.Helper()
+		m := regexp.MustCompile(re).FindStringSubmatch(text)
+		if m == nil {
+			t.Fatalf("banner lacks %s:\n%s", re, text)
+		}
+		return m[1]
+	}
+	root := find(`TASKCLUSTER_ROOT_URL=(\S+)`)
+	rootTok := find(`TASKCLUSTER_ACCESS_TOKEN=(\S+)`)
+	sidecar := find(`notes example\s+(http://\S+)`)
+	readerTok := find(`dev-notes-reader TASKCLUSTER_ACCESS_TOKEN=(\S+)`)
+	if strings.Contains(stderr.String(), rootTok) || strings.Contains(stderr.String(), readerTok) {
+		t.Error("an access token appears in the log")
+	}
+
+	// The printed calls work: root through the sidecar, and the reader's
+	// DELETE is the denied call.
+	env := append(os.Environ(), "TASKCLUSTER_ROOT_URL="+root, "TASKCLUSTER_CLIENT_ID=static/taskcluster/root", "TASKCLUSTER_ACCESS_TOKEN="+rootTok)
+	run := func(env []string, args ...string) (string, error) {
+		c := exec.Command(bin, args...)
+		c.Env = env
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run(env, "http", "PUT", sidecar+"/notes/hello", "-d", "hello, world"); err != nil || !strings.Contains(out, `"author": "static/taskcluster/root"`) {
+		t.Fatalf("PUT through the sidecar: %v\n%s", err, out)
+	}
+	out, err := run(env, "http", "GET", sidecar+"/whoami")
+	var who struct{ ClientID string }
+	if err != nil || json.Unmarshal([]byte(out), &who) != nil || who.ClientID != "static/taskcluster/root" {
+		t.Fatalf("whoami: %v\n%s", err, out)
+	}
+	resp, err := http.Get(sidecar + "/notes/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("anonymous read: %d, want 401", resp.StatusCode)
+	}
+	readerEnv := append(os.Environ(), "TASKCLUSTER_ROOT_URL="+root, "TASKCLUSTER_CLIENT_ID=static/tcauth/dev-notes-reader", "TASKCLUSTER_ACCESS_TOKEN="+readerTok)
+	out, err = run(readerEnv, "http", "DELETE", sidecar+"/notes/hello")
+	if err == nil || !strings.Contains(out, "InsufficientScopes") || !strings.Contains(out, "notes:delete") {
+		t.Errorf("the denied call: %v\n%s", err, out)
+	}
+	if out, err := run(readerEnv, "http", "GET", sidecar+"/notes/hello"); err != nil || !strings.Contains(out, "hello, world") {
+		t.Errorf("reader GET: %v\n%s", err, out)
+	}
+	// The admin examples.
+	if out, err := run(env, "client", "create", "my/first-client", "--description", "first client", "--scope", "notes:read:*", "--expires", "30 days"); err != nil {
+		t.Fatalf("client create: %v\n%s", err, out)
+	}
+	if out, err := run(env, "role", "create", "project-admin:*", "--description", "project admins", "--scope", "notes:write:<..>/*"); err != nil {
+		t.Fatalf("role create: %v\n%s", err, out)
+	}
+	if out, err := run(env, "scopes", "expand", "--remote", "assume:project-admin:ops"); err != nil || !strings.Contains(out, "notes:write:ops/*") {
+		t.Fatalf("scopes expand: %v\n%s", err, out)
+	}
+	// A signed URL works without a header.
+	signed, err := run(env, "signed-url", sidecar+"/notes/hello", "--ttl", "5m")
+	if err != nil {
+		t.Fatal(err, signed)
+	}
+	resp, err = http.Get(strings.TrimSpace(signed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("signed URL: %d", resp.StatusCode)
+	}
+}
