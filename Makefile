@@ -13,7 +13,7 @@ BENCHTIME ?= 1s
 NODE_DIR  := integration/node
 BIN       := bin/tcauth
 
-.PHONY: all build test test-unit test-integration test-reliability lint fuzz bench deps deps-node deps-net clean
+.PHONY: all build test test-unit test-integration test-reliability lint fuzz bench deps deps-node deps-net deps-nginx clean
 
 all: build
 
@@ -25,7 +25,14 @@ test: deps lint test-unit fuzz test-integration test-reliability
 	@echo "make test: all checks passed"
 
 ## deps: install what the tests need on a fresh machine.
-deps: deps-node deps-net
+deps: deps-node deps-net deps-nginx
+
+# Debian's nginx for the forward-auth example's test; the package's own
+# service is not wanted (the test runs nginx under its own prefix).
+deps-nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { echo "installing nginx-light from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
+		service nginx stop >/dev/null 2>&1 || true; }
 
 deps-net:
 	@command -v ip >/dev/null 2>&1 || { echo "installing iproute2 from Debian"; \

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/scopeengine"
@@ -354,12 +355,43 @@ func (s *Sidecar) writeError(w http.ResponseWriter, r *http.Request, route strin
 	if dn.stale > 0 {
 		h.Set(HeaderAuthStale, staleSeconds(dn.stale))
 	}
+	if s.cfg.Mode == ModeForwardAuth {
+		h.Set(HeaderError, errorHeaderValue(body))
+	}
 	w.WriteHeader(dn.err.Status)
 	if r.Method == http.MethodHead {
 		return
 	}
 	data, _ := json.MarshalIndent(body, "", "  ")
 	_, _ = w.Write(append(data, '\n'))
+}
+
+// maxErrorHeader keeps X-Taskcluster-Error well inside nginx's default
+// proxy_buffer_size (4 KiB for all of a sub-request's headers).
+const maxErrorHeader = 2048
+
+// errorHeaderValue is the error body as one line of JSON for
+// HeaderError (json.Marshal escapes newlines and control characters, so
+// the value is a valid header). A long message is shortened; the body
+// proper still carries all of it.
+func errorHeaderValue(body protocol.ErrorBody) string {
+	data, _ := json.Marshal(body)
+	if len(data) <= maxErrorHeader {
+		return string(data)
+	}
+	short := protocol.ErrorBody{Code: body.Code, Message: body.Message, RequestInfo: protocol.RequestInfo{Method: body.RequestInfo.Method, Time: body.RequestInfo.Time}}
+	for len(data) > maxErrorHeader && len(short.Message) > 0 {
+		cut := max(0, len(short.Message)-(len(data)-maxErrorHeader)-len("…"))
+		for cut > 0 && !utf8.RuneStart(short.Message[cut]) {
+			cut--
+		}
+		short.Message = short.Message[:cut] + "…"
+		data, _ = json.Marshal(short)
+		if cut == 0 {
+			break
+		}
+	}
+	return string(data)
 }
 
 func (s *Sidecar) record(route, outcome string) {

@@ -21,6 +21,7 @@ const (
 	HeaderAuthStale       = "X-Taskcluster-Auth-Stale"       // seconds the verification data may be behind (control plane unreachable)
 	HeaderPayloadHash     = "X-Taskcluster-Payload-Hash"     // forward-auth: the Hawk hash attribute the upstream may check
 	HeaderRoute           = "X-Taskcluster-Route"            // name of the route policy entry that matched
+	HeaderError           = "X-Taskcluster-Error"            // forward-auth 4xx/5xx: the error body as one line of JSON, for nginx's auth_request_set
 )
 
 const normalizedPrefix = "x-taskcluster-"

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tcauth/tcauth/protocol"
 )
@@ -137,7 +139,37 @@ func TestForwardAuth(t *testing.T) {
 			if tc.status == 200 && tc.client != "" && len(scopesHeader(t, a.header)) == 0 {
 				t.Error("no scopes header")
 			}
+			// The error body also travels as one header line, for nginx
+			// (auth_request cannot pass a sub-request's body on).
+			eh := a.header.Get(HeaderError)
+			if tc.status == 200 {
+				if eh != "" {
+					t.Errorf("%s on a 200: %q", HeaderError, eh)
+				}
+				return
+			}
+			var fromHeader protocol.ErrorBody
+			if err := json.Unmarshal([]byte(eh), &fromHeader); err != nil || fromHeader.Code != a.err.Code || fromHeader.Message != a.err.Message {
+				t.Errorf("%s = %q, want the body %+v as one line (%v)", HeaderError, eh, a.err, err)
+			}
 		})
+	}
+}
+
+func TestErrorHeaderValueBounded(t *testing.T) {
+	long := protocol.ErrorBody{Code: "InsufficientScopes", Message: strings.Repeat("é scope ", 2000),
+		RequestInfo: protocol.RequestInfo{Method: "GET /x", Params: map[string]string{"a": strings.Repeat("p", 3000)}, Time: "t"}}
+	v := errorHeaderValue(long)
+	if len(v) > maxErrorHeader || strings.ContainsAny(v, "\r\n") {
+		t.Fatalf("header value of %d bytes (max %d) or with a line break", len(v), maxErrorHeader)
+	}
+	var got protocol.ErrorBody
+	if err := json.Unmarshal([]byte(v), &got); err != nil || got.Code != long.Code || !strings.HasSuffix(got.Message, "…") || !utf8.ValidString(got.Message) {
+		t.Fatalf("shortened value %q: %v", v, err)
+	}
+	short := protocol.ErrorBody{Code: "AuthenticationFailed", Message: "line one\nline two"}
+	if v := errorHeaderValue(short); strings.Contains(v, "\n\n") || !strings.Contains(v, `line one\nline two`) {
+		t.Fatalf("short value %q", v)
 	}
 }
 
