@@ -63,6 +63,11 @@
 //	                                sidecar never sees the body; the upstream may
 //	                                check it with protocol.PayloadHash)
 //
+// In forward-auth mode a refusal (401/403/...) also carries the error body
+// as one line of JSON in X-Taskcluster-Error (at most 2 KiB, the message
+// shortened if needed): nginx's auth_request cannot pass a sub-request's
+// body on, but auth_request_set can pick up a header (examples/nginx).
+//
 // X-Forwarded-For/-Host/-Proto are set for the upstream; those of the
 // caller are kept only when the direct peer is in Config.TrustedProxies,
 // which is also the only case in which X-Forwarded-Port/-Proto count for
