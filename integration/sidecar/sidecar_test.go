@@ -27,6 +27,7 @@ type stack struct {
 	cp       *harness.Cluster
 	sidecar  *harness.Process
 	url      string // the sidecar
+	notesURL string // the notes service itself
 	admin    string // the sidecar's admin address
 	routes   string // the routes file the sidecar reads
 	sidecarC protocol.Credentials
@@ -41,6 +42,7 @@ func startStack(t *testing.T) *stack {
 	t.Helper()
 	s := &stack{t: t, cp: harness.StartCluster(t, harness.ClusterConfig{Size: 1})}
 	notesAddr := s.cp.StartNotes(t)
+	s.notesURL = "http://" + notesAddr
 	routes := harness.ReadFile(t, filepath.Join(repoRoot(), "examples", "notes", "routes.yaml"))
 	sc := s.cp.StartSidecar(t, "sidecar", "http://"+notesAddr, string(routes))
 	s.sidecar, s.url, s.admin, s.routes, s.sidecarC = sc.Process, sc.URL, sc.Admin, sc.Routes, sc.Creds
@@ -138,6 +140,22 @@ func TestSidecar(t *testing.T) {
 		if !strings.Contains(msg, "notes:write:a") || !strings.Contains(msg, "notes:delete") {
 			t.Fatalf("403 does not name the unsatisfied expression:\n%s", msg)
 		}
+	})
+
+	t.Run("remote verification", func(t *testing.T) {
+		routes := string(harness.ReadFile(t, filepath.Join(repoRoot(), "examples", "notes", "routes.yaml")))
+		remote := s.cp.StartSidecar(t, "remote-sidecar", s.notesURL, routes, "--verify", "remote")
+		r := &stack{t: t, cp: s.cp, url: remote.URL}
+		got := r.call(&reader, "GET", "/whoami", "", nil)
+		expect(t, "remote: whoami", got, 200, "")
+		if m := got.json(t); m["clientId"] != "it/reader" {
+			t.Fatalf("remote whoami: %s", got.body)
+		}
+		expect(t, "remote: denied", r.call(&reader, "DELETE", "/notes/a", "", nil), 403, "InsufficientScopes")
+		expect(t, "remote: no credentials", r.call(nil, "GET", "/notes/a", "", nil), 401, "AuthenticationFailed")
+		bad := reader
+		bad.AccessToken = strings.Repeat("x", len(bad.AccessToken))
+		expect(t, "remote: wrong token", r.call(&bad, "GET", "/notes/a", "", nil), 401, "AuthenticationFailed")
 	})
 
 	t.Run("spoofed identity headers are stripped", func(t *testing.T) {
