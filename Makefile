@@ -60,8 +60,10 @@ test-integration: build deps
 ## Without root or `ip netns` the fault scenarios skip with the reason —
 ## except under `make test`, which requires them (TCAUTH_REQUIRE_PEERS=1).
 test-reliability: build deps-net
+	@rm -f bin/reliability-summary.txt
 	TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_REQUIRE_PEERS=1 TCAUTH_RELIABILITY_SUMMARY=$(CURDIR)/bin/reliability-summary.txt \
-		$(GO) test -count=1 -timeout 15m ./integration/reliability/
+		$(GO) test -count=1 -timeout 15m ./integration/reliability/; status=$$?; \
+		echo; echo "reliability summary"; cat bin/reliability-summary.txt 2>/dev/null || echo "(no summary: the suite did not run)"; exit $$status
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each). Go 1.26's fuzz
 ## coordinator can end a run with a bare "context deadline exceeded" on a
