@@ -64,7 +64,8 @@ func New(cfg Config, store Store) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.authn = &protocol.Authenticator{Clients: s.clients, Scopes: resolverOps{store, memo}, Now: cfg.Now}
+	s.authn = &protocol.Authenticator{Clients: s.clients, Scopes: resolverOps{store, memo}, Now: cfg.Now,
+		Certificates: protocol.NewCertificateCache(protocol.DefaultCertificateCacheSize)}
 	s.forward = newForwarder(s)
 	s.routes = s.buildRoutes()
 	return s, nil

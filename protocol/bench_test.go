@@ -52,8 +52,11 @@ func benchTempCreds(tb testing.TB) Credentials {
 	return c
 }
 
-func benchAuthenticate(b *testing.B, req Request) {
+func benchAuthenticate(b *testing.B, req Request, mut ...func(*Authenticator)) {
 	a := benchAuthenticator()
+	for _, m := range mut {
+		m(a)
+	}
 	ctx := context.Background()
 	if r := a.Authenticate(ctx, req); r.Status != StatusSuccess {
 		b.Fatalf("setup: %+v", r)
@@ -71,8 +74,15 @@ func BenchmarkAuthenticatePermanent(b *testing.B) {
 	benchAuthenticate(b, benchRequest(b, Credentials{ClientID: "issuer", AccessToken: issuerKey}))
 }
 
+// BenchmarkAuthenticateCertAndAuthorizedScopes: "uncached" verifies the
+// certificate every time (three HMACs); "cached" is the steady state of
+// the control plane and the sidecar, whose CertificateCache remembers a
+// verified certificate (one HMAC: the request's).
 func BenchmarkAuthenticateCertAndAuthorizedScopes(b *testing.B) {
-	benchAuthenticate(b, benchRequest(b, benchTempCreds(b)))
+	b.Run("uncached", func(b *testing.B) { benchAuthenticate(b, benchRequest(b, benchTempCreds(b))) })
+	b.Run("cached", func(b *testing.B) {
+		benchAuthenticate(b, benchRequest(b, benchTempCreds(b)), func(a *Authenticator) { a.Certificates = NewCertificateCache(0) })
+	})
 }
 
 func BenchmarkAuthenticateBewit(b *testing.B) {

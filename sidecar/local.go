@@ -83,6 +83,7 @@ type localVerifier struct {
 	roles atomic.Pointer[roleSnapshot]
 
 	clients  *shardedLRU[string, *clientEntry]
+	certs    *protocol.CertificateCache // verified certificates (two HMACs saved per request)
 	expanded *shardedLRU[expandKey, []expandValue]
 	flights  flightGroup[*clientEntry]
 	epochs   atomic.Uint64
@@ -122,6 +123,7 @@ func newLocalVerifier(cfg *Config, cp *controlPlane, m *metrics) *localVerifier 
 		clients:    newShardedLRU[string, *clientEntry](cfg.ClientCacheSize, cfg.CacheShards),
 		expanded:   newShardedLRU[expandKey, []expandValue](cfg.ExpandedCacheSize, cfg.CacheShards),
 		tombstones: map[string]tombstone{},
+		certs:      protocol.NewCertificateCache(protocol.DefaultCertificateCacheSize),
 	}
 }
 
@@ -409,7 +411,7 @@ func (v *localVerifier) verify(ctx context.Context, req protocol.Request, id, ex
 		return verifyResult{Result: protocol.Result{Status: protocol.StatusFailed, Err: ErrNotReady, Message: ErrNotReady.Error()}}
 	}
 	rv := &requestVerifier{v: v, snap: snap, id: id, ext: ext}
-	a := protocol.Authenticator{Clients: rv, Scopes: rv, Now: v.now, Skew: v.cfg.Skew}
+	a := protocol.Authenticator{Clients: rv, Scopes: rv, Now: v.now, Skew: v.cfg.Skew, Certificates: v.certs}
 	res := a.Authenticate(ctx, req)
 	return verifyResult{Result: res, Stale: rv.stale}
 }
