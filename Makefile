@@ -49,8 +49,8 @@ lint:
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-test-unit:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration/)
+test-unit: deps
+	TCAUTH_REQUIRE_PEERS=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration/)
 
 test-integration: build deps
 	TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 15m $$($(GO) list ./integration/... | grep -v /reliability)

@@ -44,7 +44,7 @@ func requireNode(t testing.TB) string {
 		nodePath = p
 	})
 	if nodePath == "" {
-		if os.Getenv("CI") == "true" || os.Getenv("TCAUTH_REQUIRE_NODE") == "1" {
+		if os.Getenv("CI") == "true" || os.Getenv("TCAUTH_REQUIRE_NODE") == "1" || os.Getenv("TCAUTH_REQUIRE_PEERS") == "1" {
 			t.Fatalf("reference peers required but unavailable: %s", nodeReason)
 		}
 		t.Skipf("skipping interop test: %s", nodeReason)
