@@ -36,6 +36,24 @@ type hostile struct {
 	try  func(t *testing.T) error // nil error: refused as it must be
 }
 
+// securityEnv is what the rows of the security table may use: the
+// cluster, its leader, the sidecar in front of the notes example and the
+// two clients the table attacks with.
+type securityEnv struct {
+	c       *harness.Cluster
+	leader  int
+	notes   string // host:port of the notes example
+	sidecar *harness.Sidecar
+	limited protocol.Credentials // may manage esc/ clients and esc-* roles, read notes
+	victim  protocol.Credentials // notes:read:x
+}
+
+// securityGroups are further groups of rows, each kept in a file of its
+// own (security_*_test.go) and registered from an init function. A group
+// may start processes of its own (sidecars with other routes, upstreams)
+// with env.c; they are stopped with the test.
+var securityGroups []func(t *testing.T, env *securityEnv) []hostile
+
 // TestSecurity runs the security table against real processes on
 // loopback: a three-node cluster, a sidecar and the notes example.
 func TestSecurity(t *testing.T) {
@@ -409,6 +427,10 @@ func TestSecurity(t *testing.T) {
 		{"tokens compared in constant time (source check)", func(t *testing.T) error { return constantTimeCheck() }},
 	}
 
+	env := &securityEnv{c: c, leader: leader, notes: notes, sidecar: sc, limited: limited, victim: victim}
+	for _, group := range securityGroups {
+		table = append(table, group(t, env)...)
+	}
 	for _, h := range table {
 		if err := h.try(t); err != nil {
 			t.Errorf("%s: %v", h.name, err)
