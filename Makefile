@@ -27,12 +27,18 @@ test: deps lint test-unit fuzz test-integration test-reliability
 ## deps: install what the tests need on a fresh machine.
 deps: deps-node deps-net deps-nginx
 
-# Debian's nginx for the forward-auth example's test; the package's own
-# service is not wanted (the test runs nginx under its own prefix).
+# Debian's nginx and its headers-more module (examples/nginx clears every
+# caller-supplied X-Taskcluster-* header with it) for the forward-auth
+# example's test. Checked by file, not by `command -v nginx`: an nginx
+# without the module is not enough. The package's own service is not wanted
+# (the test runs nginx under its own prefix).
+NGINX_HEADERS_MORE = /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so
 deps-nginx:
-	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { echo "installing nginx-light from Debian"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
-		service nginx stop >/dev/null 2>&1 || true; }
+	@if [ ! -x /usr/sbin/nginx ] || [ ! -f $(NGINX_HEADERS_MORE) ]; then \
+		echo "installing nginx-light and libnginx-mod-http-headers-more-filter from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light libnginx-mod-http-headers-more-filter >/dev/null && \
+		{ service nginx stop >/dev/null 2>&1 || true; }; \
+		[ -f $(NGINX_HEADERS_MORE) ] || { echo "deps-nginx: $(NGINX_HEADERS_MORE) missing after install"; exit 1; }; fi
 
 deps-net:
 	@command -v ip >/dev/null 2>&1 || { echo "installing iproute2 from Debian"; \
@@ -65,22 +71,22 @@ test-reliability: build deps-net
 		$(GO) test -count=1 -timeout 15m ./integration/reliability/; status=$$?; \
 		echo; echo "reliability summary"; cat bin/reliability-summary.txt 2>/dev/null || echo "(no summary: the suite did not run)"; exit $$status
 
-## fuzz: a short run of every fuzz target (FUZZTIME each). Go 1.26's fuzz
-## coordinator can end a run with a bare "context deadline exceeded" on a
-## loaded machine (golang/go#75804, fixed in 1.27): such a run, with no
-## failing input written, is retried once; anything else fails.
+## fuzz: every fuzz target, FUZZTIME each, except a rotating subset of
+## FUZZ_LONG_COUNT targets that runs FUZZ_LONG instead. FUZZ_ROTATE (default:
+## the commit hash) picks the subset, so successive commits give every
+## target its long run while `make test` stays short; the line "fuzz: ...
+## long run for" names them. Inputs a run finds are written to
+## testdata/fuzz/<FuzzName>/ in the package: commit them, and plain
+## `go test` replays them (with the f.Add seeds) as regression tests.
+## Go 1.26's fuzz coordinator can end a run with a bare "context deadline
+## exceeded" on a loaded machine (golang/go#75804, fixed in 1.27): such a
+## run, with no failing input written, is retried once; anything else fails.
+FUZZ_LONG       ?= 60s
+FUZZ_LONG_COUNT ?= 3
+FUZZ_ROTATE     ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || date +%Y%j)
+
 fuzz:
-	@set -e; for dir in $$($(GO) list -f '{{.Dir}}' ./... ); do \
-		for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do \
-			for attempt in 1 2; do \
-				echo "fuzz $$t in $${dir#$(CURDIR)/} for $(FUZZTIME)"; \
-				if $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$dir >/tmp/tcauth-fuzz.log 2>&1; then break; fi; \
-				if [ $$attempt = 1 ] && grep -q 'context deadline exceeded' /tmp/tcauth-fuzz.log && ! grep -q 'Failing input written' /tmp/tcauth-fuzz.log; then \
-					echo "  coordinator deadline race (golang/go#75804), no failing input: retrying once"; continue; fi; \
-				cat /tmp/tcauth-fuzz.log; exit 1; \
-			done; \
-		done; \
-	done
+	@set -e; targets=$$(for dir in $$($(GO) list -f '{{.Dir}}' ./... ); do 			for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do 				echo "$$dir:$$t"; done; done); 	n=$$(echo "$$targets" | wc -l); first=$$(( $$(printf '%s' '$(FUZZ_ROTATE)' | cksum | cut -d' ' -f1) % n )); 	long=$$(echo "$$targets" | awk -v f=$$first -v c=$(FUZZ_LONG_COUNT) -v n=$$n '(NR-1-f+n)%n < c'); 	echo "fuzz: $$n targets, $(FUZZTIME) each; long run ($(FUZZ_LONG)) for:" $$(echo "$$long" | sed 's/.*://') "(FUZZ_ROTATE=$(FUZZ_ROTATE))"; 	for spec in $$targets; do 		dir=$${spec%:*}; t=$${spec##*:}; fuzztime=$(FUZZTIME); 		if echo "$$long" | grep -qxF "$$spec"; then fuzztime=$(FUZZ_LONG); fi; 		for attempt in 1 2; do 			echo "fuzz $$t in $${dir#$(CURDIR)/} for $$fuzztime"; 			if $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$$fuzztime $$dir >/tmp/tcauth-fuzz.log 2>&1; then break; fi; 			if [ $$attempt = 1 ] && grep -q 'context deadline exceeded' /tmp/tcauth-fuzz.log && ! grep -q 'Failing input written' /tmp/tcauth-fuzz.log; then 				echo "  coordinator deadline race (golang/go#75804), no failing input: retrying once"; continue; fi; 			cat /tmp/tcauth-fuzz.log; exit 1; 		done; 	done
 
 ## bench: every benchmark, one run, figures side by side.
 bench:

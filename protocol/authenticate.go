@@ -96,10 +96,8 @@ type Authenticator struct {
 // DefaultSkew is the reference's allowed clock skew for Hawk headers.
 const DefaultSkew = 15 * time.Minute
 
-const (
-	certSkewMs        = 5 * 60 * 1000
-	maxCertLifetimeMs = 31 * 24 * 60 * 60 * 1000
-)
+// certSkewMs is the clock allowance for a certificate's start and expiry.
+const certSkewMs = 5 * 60 * 1000
 
 var anonymousOnly = []string{anonymousScope}
 
@@ -407,7 +405,7 @@ func (a *Authenticator) applyCertificate(id, issuingID string, client *Client, e
 		return authErr("ext.certificate.start > now")
 	case expiry < nowMs-certSkewMs:
 		return authErr("ext.certificate.expiry < now")
-	case expiry-start > maxCertLifetimeMs:
+	case expiry-start > float64(maxCertLifetimeMs):
 		return authErr("ext.certificate cannot last longer than 31 days!")
 	}
 	named := issuingID != id

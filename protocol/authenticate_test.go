@@ -287,24 +287,35 @@ func TestLookupFailureIsNotAnAuthFailure(t *testing.T) {
 	}
 }
 
+// TestBewitExpiry: no skew for bewits; a ttl that yields a bewit expired
+// at signing is refused by the signer (ErrSignExpiry) rather than signed.
 func TestBewitExpiry(t *testing.T) {
 	a := vectorAuthenticator()
 	creds := Credentials{ClientID: "issuer", AccessToken: issuerKey}
 	for _, c := range []struct {
-		name string
-		ttl  time.Duration
-		now  time.Time
-		want string
+		name        string
+		ttl         time.Duration
+		signAt, now time.Time
+		want        string
+		wantSignErr error
 	}{
-		{"1s left", time.Second, vectorNow, ""},
-		{"exp == now", 0, vectorNow, ErrAccessExpired.Message},
-		{"exp == floor(now), now has ms", 0, vectorNow.Add(999 * time.Millisecond), ErrAccessExpired.Message},
-		{"negative ttl", -time.Second, vectorNow, ErrAccessExpired.Message},
+		{"1s left", time.Second, vectorNow, vectorNow, "", nil},
+		{"exp == now", time.Second, vectorNow.Add(-time.Second), vectorNow, ErrAccessExpired.Message, nil},
+		{"exp == floor(now), now has ms", time.Second, vectorNow.Add(-time.Second), vectorNow.Add(999 * time.Millisecond), ErrAccessExpired.Message, nil},
+		{"expired a second ago", time.Second, vectorNow.Add(-2 * time.Second), vectorNow, ErrAccessExpired.Message, nil},
+		{"ttl 0 refused", 0, vectorNow, vectorNow, "", ErrSignExpiry},
+		{"ttl just under 1s refused", time.Second - 1, vectorNow, vectorNow, "", ErrSignExpiry},
+		{"negative ttl refused", -time.Second, vectorNow, vectorNow, "", ErrSignExpiry},
+		{"exp before 1970 refused", time.Second, time.Unix(-5, 0), vectorNow, "", ErrSignExpiry},
+		{"exp 0 (1970) is digits", 5 * time.Second, time.Unix(-5, 0), vectorNow, ErrAccessExpired.Message, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			u, err := SignedURL(creds, "https://tc.example.com/x?a=1", c.ttl, c.now)
+			u, err := SignedURL(creds, "https://tc.example.com/x?a=1", c.ttl, c.signAt)
+			if !errors.Is(err, c.wantSignErr) || (err == nil) != (c.wantSignErr == nil) {
+				t.Fatalf("SignedURL: %v, want %v", err, c.wantSignErr)
+			}
 			if err != nil {
-				t.Fatal(err)
+				return
 			}
 			a.Now = func() time.Time { return c.now }
 			r := a.Authenticate(context.Background(), Request{Method: "GET", Resource: strings.TrimPrefix(u, "https://tc.example.com"), Host: "tc.example.com", Port: 443})

@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"encoding/base64"
-	"errors"
 	"net/url"
 	"slices"
 	"strconv"
@@ -124,7 +123,7 @@ func matchBewit(s string) (k, e int, ok bool) {
 // separator when more parameters follow (`/x?bewit=B&a=1` → `/x?a=1`).
 func ParseBewit(method, resource string) (Bewit, string, error) {
 	var b Bewit
-	if len(resource) > MaxHeaderLength && utf16Len(resource) > MaxHeaderLength { // JS string length, as in hawk
+	if bewitResourceTooLong(resource) { // JS string length, as in hawk
 		return b, "", ErrResourceTooLong
 	}
 	k, e, ok := matchBewit(resource)
@@ -224,22 +223,27 @@ func decodeBase64Lenient(dst []byte, s string) []byte {
 // time.Now()), built as the official clients do: exp = floor(now) + ttl
 // seconds; the MAC covers GET of the URL without the bewit; the ext carries
 // the certificate and authorizedScopes. The bewit is appended as the last
-// query parameter.
+// query parameter. It refuses (an ErrSign… error) what a verifier would
+// refuse — above all a path and query that, with the bewit, exceed
+// MaxBewitResourceLength — and checks its result with ParseBewit.
 func SignedURL(c Credentials, rawURL string, ttl time.Duration, now time.Time) (string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return "", err
+		return "", refuse(ErrSignURL, err.Error())
 	}
 	u.ForceQuery = false // "/p?" would sign "/p?" but verify as "/p"
 	if HasBewit(u.RequestURI()) {
-		return "", errors.New("protocol: URL already has a bewit")
+		return "", ErrSignHasBewit
 	}
 	host, port, resource, err := splitURL(u.String())
 	if err != nil {
 		return "", err
 	}
-	if c.ClientID == "" || strings.IndexByte(c.ClientID, '\\') >= 0 {
-		return "", errors.New("protocol: clientId is empty or contains a backslash")
+	if err := checkResource(resource, true); err != nil {
+		return "", err
+	}
+	if err := checkClientID(c.ClientID); err != nil {
+		return "", err
 	}
 	ext, err := c.Ext()
 	if err != nil {
@@ -248,7 +252,13 @@ func SignedURL(c Credentials, rawURL string, ttl time.Duration, now time.Time) (
 	if now.IsZero() {
 		now = time.Now()
 	}
-	exp := strconv.FormatInt(floorUnix(now)+int64(ttl/time.Second), 10)
+	// exp must be decimal digits (a '-' fails parseDecimal) and later than
+	// now: the verifier has no skew allowance for bewits.
+	expSec := floorUnix(now) + int64(ttl/time.Second)
+	if ttl < time.Second || expSec < 0 {
+		return "", refuse(ErrSignExpiry, "ttl "+ttl.String())
+	}
+	exp := strconv.FormatInt(expSec, 10)
 	mac := MAC("bewit", []byte(c.AccessToken), Artifacts{
 		Method: "GET", Resource: resource, Host: host, Port: port, TS: exp, Ext: ext,
 	})
@@ -258,5 +268,28 @@ func SignedURL(c Credentials, rawURL string, ttl time.Duration, now time.Time) (
 	} else {
 		u.RawQuery += "&bewit=" + token
 	}
-	return u.String(), nil
+	signed := u.String()
+	if err := checkSignedURL(signed, resource, c.ClientID, exp, mac, ext); err != nil {
+		return "", err
+	}
+	return signed, nil
+}
+
+// checkSignedURL parses a signed URL the way a verifier will see it and
+// confirms that the bewit is found and covers exactly what was signed.
+func checkSignedURL(signed, resource, id, exp, mac, ext string) error {
+	u, err := url.Parse(signed)
+	if err != nil {
+		return refuse(ErrSignSelfCheck, err.Error())
+	}
+	got := u.RequestURI()
+	if bewitResourceTooLong(got) {
+		return refuse(ErrSignResourceTooLong, strconv.Itoa(utf16Len(got))+" characters, of which the bewit is "+
+			strconv.Itoa(utf16Len(got)-utf16Len(resource)))
+	}
+	b, macURL, err := ParseBewit("GET", got)
+	if err != nil || macURL != resource || b != (Bewit{ID: id, Exp: exp, MAC: mac, Ext: ext}) {
+		return refuse(ErrSignSelfCheck, "the bewit does not parse back")
+	}
+	return nil
 }

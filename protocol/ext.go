@@ -521,7 +521,10 @@ func utf16Len(s string) int {
 // Ext returns the ext attribute the official clients send for c:
 // base64(JSON.stringify({certificate: <object>, authorizedScopes: […]})),
 // or "" when there is neither. The certificate text must be a JSON object;
-// its member order is kept.
+// its member order is kept. The result is read back with the verifier's
+// own reader (decodeExt), so text that encoding/json tolerates but a
+// verifier refuses (invalid UTF-8, nesting past maxJSONDepth) is an
+// ErrSignExt here rather than a 401 later.
 func (c Credentials) Ext() (string, error) {
 	if c.Certificate == "" && c.AuthorizedScopes == nil {
 		return "", nil
@@ -531,11 +534,11 @@ func (c Credentials) Ext() (string, error) {
 	if c.Certificate != "" {
 		cert := strings.TrimSpace(c.Certificate)
 		if !strings.HasPrefix(cert, "{") || !json.Valid([]byte(cert)) {
-			return "", errors.New("protocol: certificate is not a JSON object")
+			return "", refuse(ErrSignExt, "the certificate is not a JSON object")
 		}
 		b.WriteString(`"certificate":`)
 		if err := json.Compact(&b, []byte(cert)); err != nil {
-			return "", err
+			return "", refuse(ErrSignExt, err.Error())
 		}
 	}
 	if c.AuthorizedScopes != nil {
@@ -548,7 +551,11 @@ func (c Credentials) Ext() (string, error) {
 		}
 	}
 	b.WriteByte('}')
-	return base64.StdEncoding.EncodeToString(b.Bytes()), nil
+	ext := base64.StdEncoding.EncodeToString(b.Bytes())
+	if _, err := decodeExt(ext); err != nil {
+		return "", refuse(ErrSignExt, "the certificate is not valid UTF-8 or nests deeper than "+strconv.Itoa(maxJSONDepth-1)+" levels")
+	}
+	return ext, nil
 }
 
 // appendScopesJSON writes a scope list as JSON.stringify does (scopes are
@@ -557,7 +564,7 @@ func appendScopesJSON(b *bytes.Buffer, scopes []string) error {
 	b.WriteByte('[')
 	for i, s := range scopes {
 		if !ValidScope(s) {
-			return errors.New("protocol: invalid scope " + strconv.Quote(s))
+			return refuse(ErrSignExt, "invalid authorizedScopes scope "+quoteForError(s))
 		}
 		if i > 0 {
 			b.WriteByte(',')

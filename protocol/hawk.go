@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"hash"
 	"net"
 	"net/http"
@@ -22,10 +21,6 @@ import (
 	"time"
 	"unicode/utf8"
 )
-
-// MaxHeaderLength bounds the Authorization header and a bewit request's
-// resource, as hawk does (PROTOCOL.md §2, §10).
-const MaxHeaderLength = 4096
 
 // Header holds the attributes of a Hawk Authorization header. Absent
 // attributes are "" (hawk rejects empty values, so "" always means absent).
@@ -140,9 +135,8 @@ func ParseHeader(authorization string) (Header, error) {
 	}
 	// hawk counts JavaScript string length (UTF-16 units), and a header with
 	// JS-only whitespace (U+00A0, U+2003, U+FEFF) after the scheme parses
-	// there, so count the same way. The byte length bounds the unit count
-	// from above, so the common ASCII case never walks the string.
-	if len(authorization) > MaxHeaderLength && utf16Len(authorization) > MaxHeaderLength {
+	// there, so count the same way (headerTooLong).
+	if headerTooLong(authorization) {
 		return h, ErrHeaderTooLong
 	}
 	i := 0
@@ -470,13 +464,23 @@ type SignOptions struct {
 // SignRequest returns the Authorization header value for method and
 // rawURL, laid out exactly as the official clients emit it:
 // `Hawk id="…", ts="…", nonce="…"[, hash="…"][, ext="…"], mac="…"`.
+// It refuses (an ErrSign… error) what a verifier would refuse: a header
+// over MaxHeaderLength, attribute values outside hawk's alphabet, an ext
+// the verifier cannot parse, a host or port the server would see
+// differently, a method Go's client would not send as given.
 func SignRequest(c Credentials, method, rawURL string, o SignOptions) (string, error) {
 	host, port, resource, err := splitURL(rawURL)
 	if err != nil {
 		return "", err
 	}
-	if !validAttrValue(c.ClientID) {
-		return "", errors.New("protocol: clientId is empty or has characters a Hawk header cannot carry")
+	if err := checkResource(resource, false); err != nil {
+		return "", err
+	}
+	if !validMethod(method) {
+		return "", refuse(ErrSignMethod, "got "+quoteForError(method))
+	}
+	if err := checkClientID(c.ClientID); err != nil {
+		return "", err
 	}
 	ext, err := c.Ext()
 	if err != nil {
@@ -490,7 +494,7 @@ func SignRequest(c Credentials, method, rawURL string, o SignOptions) (string, e
 	if nonce == "" {
 		nonce = randomNonce()
 	} else if !validAttrValue(nonce) {
-		return "", errors.New("protocol: nonce has characters a Hawk header cannot carry")
+		return "", refuse(ErrSignNonce, "got "+quoteForError(nonce))
 	}
 	a := Artifacts{
 		Method: method, Resource: resource, Host: host, Port: port,
@@ -499,27 +503,42 @@ func SignRequest(c Credentials, method, rawURL string, o SignOptions) (string, e
 	if o.HasPayload {
 		a.Hash = PayloadHash(o.ContentType, o.Payload)
 	}
-	mac := MAC("header", []byte(c.AccessToken), a)
+	header := formatHeader(c.ClientID, &a, MAC("header", []byte(c.AccessToken), a))
+	if headerTooLong(header) {
+		return "", refuse(ErrSignHeaderTooLong, strconv.Itoa(len(header))+" characters")
+	}
+	// Backstop: the verifier's own parser must read back what was signed.
+	// (The payload hash is no secret, but it goes through the constant-time
+	// compare like every hash, so the source check needs no exception.)
+	if h, err := ParseHeader(header); err != nil || h.ID != c.ClientID || h.TS != a.TS || h.Nonce != nonce || h.Ext != ext ||
+		subtle.ConstantTimeCompare([]byte(h.Hash), []byte(a.Hash)) != 1 {
+		return "", refuse(ErrSignSelfCheck, "header does not parse back")
+	}
+	return header, nil
+}
+
+// formatHeader lays out a signed header as the official clients do.
+func formatHeader(id string, a *Artifacts, mac string) string {
 	var b strings.Builder
-	b.Grow(64 + len(c.ClientID) + len(a.Hash) + len(ext))
+	b.Grow(64 + len(id) + len(a.Nonce) + len(a.Hash) + len(a.Ext))
 	b.WriteString(`Hawk id="`)
-	b.WriteString(c.ClientID)
+	b.WriteString(id)
 	b.WriteString(`", ts="`)
 	b.WriteString(a.TS)
 	b.WriteString(`", nonce="`)
-	b.WriteString(nonce)
+	b.WriteString(a.Nonce)
 	if a.Hash != "" {
 		b.WriteString(`", hash="`)
 		b.WriteString(a.Hash)
 	}
-	if ext != "" {
+	if a.Ext != "" {
 		b.WriteString(`", ext="`)
-		b.WriteString(ext)
+		b.WriteString(a.Ext)
 	}
 	b.WriteString(`", mac="`)
 	b.WriteString(mac)
 	b.WriteString(`"`)
-	return b.String(), nil
+	return b.String()
 }
 
 // floorUnix is Math.floor(Date.now()/1000), also for times before 1970.
@@ -533,21 +552,30 @@ func floorUnix(t time.Time) int64 {
 }
 
 // splitURL gives what a client signs for a URL: hostname, port (the URL's,
-// else 80 for http and 443 otherwise, as hawk's client does) and the
-// request-target Go's HTTP client will send.
+// else 80 for http and 443 for https, as hawk's client does) and the
+// request-target Go's HTTP client will send. It refuses hosts and ports a
+// server would see differently (validSignHost, MaxPort).
 func splitURL(rawURL string) (host string, port int, resource string, err error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return "", 0, "", err
+		return "", 0, "", refuse(ErrSignURL, err.Error())
 	}
 	if u.Host == "" {
-		return "", 0, "", errors.New("protocol: URL has no host: " + rawURL)
+		return "", 0, "", refuse(ErrSignURL, "no host in "+quoteForError(rawURL))
+	}
+	// The port a server checks follows the scheme it is reached by; for
+	// any other scheme ("//host/…", "ftp:") there is no port to sign.
+	if !strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https") {
+		return "", 0, "", refuse(ErrSignURL, "scheme "+quoteForError(u.Scheme)+" is not http or https")
 	}
 	host = u.Hostname()
+	if !validSignHost(host) {
+		return "", 0, "", refuse(ErrSignHost, "got "+quoteForError(host))
+	}
 	switch p := u.Port(); {
 	case p != "":
-		if port, err = strconv.Atoi(p); err != nil || port > 65535 {
-			return "", 0, "", errors.New("protocol: bad port in URL: " + rawURL)
+		if port, err = strconv.Atoi(p); err != nil || port > MaxPort {
+			return "", 0, "", refuse(ErrSignPort, "got "+quoteForError(p))
 		}
 	case strings.EqualFold(u.Scheme, "http"):
 		port = 80
@@ -559,8 +587,12 @@ func splitURL(rawURL string) (host string, port int, resource string, err error)
 
 const nonceAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
+// nonceLength is the length of SignRequest's random nonces, as the JS
+// client's.
+const nonceLength = 6
+
 func randomNonce() string {
-	var b [6]byte
+	var b [nonceLength]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("protocol: crypto/rand failed: " + err.Error())
 	}
@@ -638,7 +670,7 @@ func RequestFromHTTP(r *http.Request, trustForwarded bool) Request {
 	if trustForwarded {
 		if v := r.Header.Get("X-Forwarded-Port"); v != "" {
 			first, _, _ := strings.Cut(v, ",")
-			if p, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && p >= 0 && p <= 65535 {
+			if p, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && p >= 0 && p <= MaxPort {
 				req.Port = p
 			}
 		}
@@ -671,7 +703,7 @@ func RequestFromHTTP(r *http.Request, trustForwarded bool) Request {
 func splitHostPort(hp string) (string, int) {
 	if h, p, err := net.SplitHostPort(hp); err == nil {
 		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || n > 65535 {
+		if err != nil || n < 0 || n > MaxPort {
 			n = -1
 		}
 		return h, n

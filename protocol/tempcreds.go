@@ -6,13 +6,18 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // MaxCertificateLifetime is the longest a certificate may last
-// (expiry − start), as the server enforces it (PROTOCOL.md §7).
+// (expiry − start), as the server enforces it (PROTOCOL.md §7); the
+// verifier and CreateTemporaryCredentials both compare in milliseconds.
 const MaxCertificateLifetime = 31 * 24 * time.Hour
+
+const maxCertLifetimeMs = int64(MaxCertificateLifetime / time.Millisecond)
 
 // Certificate is a temporary-credential certificate with the JSON member
 // names (and the member order the official clients emit) of the wire.
@@ -85,20 +90,13 @@ type TemporaryOptions struct {
 // CreateTemporaryCredentials issues temporary credentials signed by the
 // issuer, as the official clients do, but signs the empty-scopes case the
 // way the server checks it (the JS clients get that wrong, PROTOCOL.md §7).
-// It refuses what the server would refuse anyway: a temporary issuer, a
-// lifetime over 31 days, invalid scopes, a name equal to the issuer's.
+// It refuses (ErrSignCertificate, or ErrSignHeaderTooLong when the
+// certificate cannot fit in any Hawk header) what the server would refuse
+// anyway: a temporary issuer, a lifetime over 31 days, invalid scopes, a
+// name equal to the issuer's, a seed that does not survive JSON.
 func CreateTemporaryCredentials(o TemporaryOptions) (Credentials, error) {
-	switch {
-	case o.Issuer.ClientID == "" || o.Issuer.AccessToken == "":
-		return Credentials{}, errors.New("protocol: issuer clientId and accessToken are required")
-	case o.Issuer.Certificate != "":
-		return Credentials{}, errors.New("protocol: temporary credentials cannot issue temporary credentials")
-	case o.ClientID == o.Issuer.ClientID:
-		return Credentials{}, errors.New("protocol: a named temporary clientId must differ from the issuer's clientId")
-	case o.ClientID != "" && !validAttrValue(o.ClientID):
-		return Credentials{}, errors.New("protocol: clientId has characters a Hawk header cannot carry")
-	case o.Expiry.IsZero():
-		return Credentials{}, errors.New("protocol: expiry is required")
+	if err := checkTemporaryOptions(&o); err != nil {
+		return Credentials{}, err
 	}
 	start := o.Start
 	if start.IsZero() {
@@ -106,22 +104,20 @@ func CreateTemporaryCredentials(o TemporaryOptions) (Credentials, error) {
 	}
 	switch d := o.Expiry.Sub(start); {
 	case d < 0:
-		return Credentials{}, errors.New("protocol: expiry is before start")
-	case o.Expiry.UnixMilli()-start.UnixMilli() > MaxCertificateLifetime.Milliseconds():
-		return Credentials{}, errors.New("protocol: temporary credentials cannot last longer than 31 days")
+		return Credentials{}, refuse(ErrSignCertificate, "expiry is before start")
+	case o.Expiry.UnixMilli()-start.UnixMilli() > maxCertLifetimeMs:
+		return Credentials{}, refuse(ErrSignCertificate, "temporary credentials cannot last longer than 31 days")
 	}
 	scopes := make([]string, len(o.Scopes))
 	for i, s := range o.Scopes {
 		if !ValidScope(s) {
-			return Credentials{}, errors.New("protocol: invalid scope in certificate")
+			return Credentials{}, refuse(ErrSignCertificate, "invalid scope in certificate: "+quoteForError(s))
 		}
 		scopes[i] = s
 	}
 	seed := o.Seed
 	if seed == "" {
 		seed = Slugid() + Slugid()
-	} else if utf16Len(seed) != 44 {
-		return Credentials{}, errors.New("protocol: seed must be 44 characters")
 	}
 	cert := Certificate{
 		Version: 1, Scopes: scopes, Start: start.UnixMilli(), Expiry: o.Expiry.UnixMilli(), Seed: seed,
@@ -139,13 +135,62 @@ func CreateTemporaryCredentials(o TemporaryOptions) (Credentials, error) {
 	enc := json.NewEncoder(&text)
 	enc.SetEscapeHTML(false) // as JSON.stringify
 	if err := enc.Encode(cert); err != nil {
-		return Credentials{}, err
+		return Credentials{}, refuse(ErrSignCertificate, err.Error())
 	}
-	return Credentials{
+	creds := Credentials{
 		ClientID:    name,
 		AccessToken: TemporaryAccessToken(o.Issuer.AccessToken, seed),
 		Certificate: strings.TrimSuffix(text.String(), "\n"),
-	}, nil
+	}
+	if err := checkCertificateFits(creds); err != nil {
+		return Credentials{}, err
+	}
+	return creds, nil
+}
+
+// checkTemporaryOptions refuses options whose credentials could never
+// verify (the verifier's checks, PROTOCOL.md §7, made at issue time).
+func checkTemporaryOptions(o *TemporaryOptions) error {
+	var detail string
+	switch {
+	case o.Issuer.ClientID == "" || o.Issuer.AccessToken == "":
+		detail = "issuer clientId and accessToken are required"
+	case o.Issuer.Certificate != "":
+		detail = "temporary credentials cannot issue temporary credentials"
+	case o.ClientID == o.Issuer.ClientID:
+		detail = "a named temporary clientId must differ from the issuer's clientId"
+	case !validAttrValue(o.Issuer.ClientID):
+		detail = "the issuer's clientId has characters a Hawk header cannot carry"
+	case o.ClientID != "" && !validAttrValue(o.ClientID):
+		detail = "clientId has characters a Hawk header cannot carry"
+	case o.Expiry.IsZero():
+		detail = "expiry is required"
+	case o.Seed != "" && utf16Len(o.Seed) != 44:
+		detail = "seed must be 44 characters"
+	case !utf8.ValidString(o.Seed):
+		// JSON would carry U+FFFD instead, so the certificate's seed would
+		// no longer be the one signed.
+		detail = "seed must be valid UTF-8"
+	default:
+		return nil
+	}
+	return refuse(ErrSignCertificate, detail)
+}
+
+// checkCertificateFits refuses a certificate too large for a header as
+// SignRequest makes it by default (random nonce, 10-digit ts, no payload
+// hash): every such request would be ErrSignHeaderTooLong. A payload hash
+// adds 52 characters; such requests may still be refused at signing.
+func checkCertificateFits(c Credentials) error {
+	ext, err := c.Ext()
+	if err != nil {
+		return refuse(ErrSignCertificate, err.Error())
+	}
+	a := Artifacts{TS: "1000000000", Nonce: strings.Repeat("n", nonceLength), Ext: ext}
+	if n := len(formatHeader(c.ClientID, &a, MAC("header", nil, a))); n > MaxHeaderLength {
+		return refuse(ErrSignHeaderTooLong, "the certificate makes every header at least "+strconv.Itoa(n)+" characters")
+	}
+	return nil
 }
 
 // ParseCertificate decodes the JSON text of a certificate (e.g.

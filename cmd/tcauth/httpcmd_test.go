@@ -85,3 +85,24 @@ func TestHTTPAndSignedURLCommands(t *testing.T) {
 		t.Fatalf("a 401 answer exits %d, want 1", code)
 	}
 }
+
+// `tcauth signed-url` refuses, with the signer's message and exit code 2,
+// a URL no verifier would accept once the bewit is appended (and other
+// unsignable URLs), instead of printing a bewit that can never work.
+func TestSignedURLCommandRefuses(t *testing.T) {
+	t.Setenv("TASKCLUSTER_CLIENT_ID", "me")
+	t.Setenv("TASKCLUSTER_ACCESS_TOKEN", "my-token-0123456789abcdefghij")
+	t.Setenv("TASKCLUSTER_CERTIFICATE", "")
+	for _, tc := range []struct{ name, url, want string }{
+		{"too long with the bewit", "http://127.0.0.1:1/notes/" + strings.Repeat("a", protocol.MaxBewitResourceLength-60), "longer than the 4096 characters"},
+		{"IDN host", "https://ü.example/notes/a", "ASCII hostname"},
+		{"line terminator in query", "https://h/notes/a?q=\u2028", "percent-encode"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, msg, code := runCLI(t, "", "signed-url", tc.url)
+			if code != 2 || !strings.Contains(msg, tc.want) || strings.Contains(out, "bewit=") {
+				t.Fatalf("exit %d, message %q, output %q; want exit 2 with %q", code, msg, out, tc.want)
+			}
+		})
+	}
+}
