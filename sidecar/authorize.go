@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -38,6 +40,8 @@ const (
 	CodeBadGateway         = "BadGateway"         // 502: upstream unreachable
 	CodeGatewayTimeout     = "GatewayTimeout"     // 504: upstream did not answer in time
 	CodeUntrustedProxy     = "UntrustedProxy"     // 403: forward-auth sub-request from a peer not in TrustedProxies
+	CodeRequestTimeout     = "RequestTimeout"     // 408: the body authentication needs did not arrive within BodyReadTimeout
+	CodeMisdirectedRequest = "MisdirectedRequest" // 421: Host is not one of PublicHosts
 )
 
 // denial is a refused request: the error to answer and the metric outcome.
@@ -48,6 +52,8 @@ type denial struct {
 	challenge bool
 	// stale is forwarded as X-Taskcluster-Auth-Stale even on errors.
 	stale time.Duration
+	// closeConn answers with Connection: close (the body was not read).
+	closeConn bool
 	// route and params name the matched route in the error body and the
 	// metrics ("none" when nothing matched).
 	route  string
@@ -72,6 +78,9 @@ type decision struct {
 	outcome string
 	// upstreamFailed is set by the proxy's error handler.
 	upstreamFailed bool
+	// upgrade: the route declares the websocket upgrade and the request
+	// asks for it; otherwise Upgrade is removed before forwarding.
+	upgrade bool
 }
 
 // target is the request being authorised: the proxied request itself, or
@@ -81,10 +90,12 @@ type target struct {
 	r       *http.Request
 	trusted bool   // the direct peer is a trusted proxy
 	uri     string // request-target as sent (what the MAC covers)
-	// body returns the request body, buffered up to limit bytes, and
-	// replaces r.Body so the upstream still receives it; ok=false when
-	// it is longer than limit.
+	// canReadBody: the request's body is here (proxy mode) and may be
+	// buffered for body parameters or a payload hash; the upstream then
+	// receives exactly the buffered bytes.
 	canReadBody bool
+	// rc sets the body-read deadline (nil: none, forward-auth).
+	rc *http.ResponseController
 }
 
 // readBody buffers at most limit bytes of the body and puts it back for
@@ -106,7 +117,43 @@ func readBody(r *http.Request, limit int64) (body []byte, tooBig bool, err error
 	_ = r.Body.Close()
 	r.Body = io.NopCloser(bytes.NewReader(data))
 	r.ContentLength = int64(len(data))
+	// What was read is what is forwarded: a fixed-length body, without the
+	// chunked framing and without trailers (which Go's server has merged
+	// into r.Trailer by now, and which the upstream could read as headers).
+	r.TransferEncoding = nil
+	r.Trailer = nil
 	return data, false, nil
+}
+
+// readBodyFor buffers the body that authentication needs, within
+// BodyReadTimeout: an unauthenticated caller must not hold a connection
+// open by trickling its body (408). tooBigMsg is the 413's message.
+func (s *Sidecar) readBodyFor(t *target, limit int64, tooBigMsg string) ([]byte, *denial) {
+	deadline := t.rc != nil && s.cfg.BodyReadTimeout > 0 &&
+		t.rc.SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout)) == nil
+	b, tooBig, err := readBody(t.r, limit)
+	if err != nil {
+		var ne net.Error
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+			// The deadline stays in place, so whatever the server does
+			// with the rest of the body fails at once, and the
+			// connection is closed after the answer.
+			dn := deny(http.StatusRequestTimeout, CodeRequestTimeout, outcomeBadRequest,
+				fmt.Sprintf("The request body did not arrive within %s; the sidecar needs it to authorise the request.", s.cfg.BodyReadTimeout))
+			dn.closeConn = true
+			return nil, dn
+		}
+		return nil, deny(http.StatusBadRequest, protocol.CodeInputError, outcomeBadRequest, "Could not read the request body: "+err.Error())
+	}
+	if deadline {
+		// The server sets no whole-request deadline (uploads may be
+		// long), so none is the state to go back to.
+		_ = t.rc.SetReadDeadline(time.Time{})
+	}
+	if tooBig {
+		return nil, deny(http.StatusRequestEntityTooLarge, protocol.CodeInputTooLarge, outcomeBadRequest, tooBigMsg)
+	}
+	return b, nil
 }
 
 // splitURI splits a request-target into its escaped path and raw query.
@@ -139,23 +186,24 @@ func (s *Sidecar) authorize(ctx context.Context, t *target) (_ *decision, dn *de
 	}()
 	pol := s.policy.Load()
 	r := t.r
-	path, rawQuery, err := splitURI(t.uri)
-	if err != nil {
-		return nil, deny(http.StatusBadRequest, protocol.CodeInputError, outcomeBadRequest, err.Error())
+	pin, dn := s.checkHost(r.Host)
+	if dn != nil {
+		return nil, dn
 	}
-	segs, err := splitPath(path)
-	if err != nil {
-		return nil, deny(http.StatusBadRequest, protocol.CodeInputError, outcomeBadRequest, "Bad request path: "+err.Error())
+	path, rawQuery, segs, dn := requestPath(t)
+	if dn != nil {
+		return nil, dn
 	}
 	route, params, ok := pol.Match(r.Method, segs)
-	if !ok {
-		route = nil
-	}
 	if !ok {
 		return nil, deny(http.StatusNotFound, protocol.CodeResourceNotFound, outcomeNoRoute,
 			fmt.Sprintf("No route of this service matches %s %s.", r.Method, path))
 	}
+	if err := route.checkPath(segs, params); err != nil {
+		return nil, deny(http.StatusBadRequest, protocol.CodeInputError, outcomeBadRequest, "Bad request path: "+err.Error())
+	}
 	d := &decision{route: route, params: params, id: identity{scheme: "none", route: route.Name}}
+	d.upgrade = route.Upgrade != "" && isWebSocketUpgrade(r.Header)
 	if route.Public {
 		// Public routes skip verification entirely (cheap, and a broken
 		// signature cannot make a public page fail); the caller is
@@ -166,6 +214,7 @@ func (s *Sidecar) authorize(ctx context.Context, t *target) (_ *decision, dn *de
 
 	req := protocol.RequestFromHTTP(r, t.trusted)
 	req.Resource = t.uri
+	pin.apply(&req)
 	bewit := req.Authorization == "" && protocol.HasBewit(req.Resource)
 	if req.Authorization != "" && protocol.HasBewit(req.Resource) {
 		return nil, authFailed(protocol.TwoSchemesMessage)
@@ -173,36 +222,9 @@ func (s *Sidecar) authorize(ctx context.Context, t *target) (_ *decision, dn *de
 
 	// Body parameters are read before verification so a body that is too
 	// big or not JSON is refused without a control-plane round trip.
-	var body []byte
-	bodyRead := false
-	tmplParams := make(map[string]any, len(params)+len(route.Query)+len(route.Body))
-	for k, v := range params {
-		tmplParams[k] = v
-	}
-	if len(route.Query) > 0 {
-		q, err := url.ParseQuery(rawQuery)
-		if err != nil {
-			return nil, deny(http.StatusBadRequest, protocol.CodeInputError, outcomeBadRequest, "Bad query string: "+err.Error())
-		}
-		for _, n := range route.Query {
-			if vs, ok := q[n]; ok && len(vs) > 0 {
-				tmplParams[n] = vs[0]
-			}
-		}
-	}
-	if len(route.Body) > 0 && t.canReadBody {
-		b, tooBig, err := readBody(r, pol.MaxBodyBytes)
-		if err != nil {
-			return nil, deny(http.StatusBadRequest, protocol.CodeInputError, outcomeBadRequest, "Could not read the request body: "+err.Error())
-		}
-		if tooBig {
-			return nil, deny(http.StatusRequestEntityTooLarge, protocol.CodeInputTooLarge, outcomeBadRequest,
-				fmt.Sprintf("This route reads its scopes from the JSON body, which may be at most %d bytes.", pol.MaxBodyBytes))
-		}
-		body, bodyRead = b, true
-		if err := bodyParams(b, route.Body, tmplParams); err != nil {
-			return nil, deny(http.StatusBadRequest, protocol.CodeInputError, outcomeBadRequest, err.Error())
-		}
+	tmplParams, body, bodyRead, dn := s.templateParams(t, route, params, rawQuery, pol.MaxBodyBytes)
+	if dn != nil {
+		return nil, dn
 	}
 
 	// The Hawk header (or bewit) is parsed here too: the local cache is
@@ -224,7 +246,7 @@ func (s *Sidecar) authorize(ctx context.Context, t *target) (_ *decision, dn *de
 		if bewit {
 			id, ext = bw.ID, bw.Ext
 		}
-		res = s.local.verify(ctx, req, id, ext)
+		res = s.local.verify(ctx, req, id, ext, sourceKey(r, t.trusted))
 		s.m.verifyLocal.Observe(time.Since(start).Seconds())
 	} else {
 		res = s.verifyRemote(ctx, req)
@@ -233,6 +255,10 @@ func (s *Sidecar) authorize(ctx context.Context, t *target) (_ *decision, dn *de
 	res.Bewit = bewit && res.Status == protocol.StatusSuccess
 
 	switch {
+	case errors.Is(res.Err, ErrUnknownClientBudget):
+		// Only this source: see sourcelimit.go for why 429, not 401.
+		return nil, deny(http.StatusTooManyRequests, protocol.CodeTooManyRequests, outcomeThrottled,
+			"Too many requests with clientIds this sidecar does not know came from your address; retry later.")
 	case res.Err != nil:
 		// Fail closed: the verifier could not decide (FIELD-NOTES).
 		s.log.Warn("cannot verify request", "route", route.Name, "err", res.Err.Error())
@@ -254,13 +280,10 @@ func (s *Sidecar) authorize(ctx context.Context, t *target) (_ *decision, dn *de
 	if res.Status == protocol.StatusSuccess && !bewit && hdr.Hash != "" {
 		if t.canReadBody {
 			if !bodyRead {
-				b, tooBig, err := readBody(r, s.cfg.MaxHashedBody)
-				if err != nil {
-					return nil, deny(http.StatusBadRequest, protocol.CodeInputError, outcomeBadRequest, "Could not read the request body: "+err.Error())
-				}
-				if tooBig {
-					return nil, deny(http.StatusRequestEntityTooLarge, protocol.CodeInputTooLarge, outcomeBadRequest,
-						fmt.Sprintf("A request with a Hawk payload hash may have a body of at most %d bytes.", s.cfg.MaxHashedBody))
+				b, dn := s.readBodyFor(t, s.cfg.MaxHashedBody,
+					fmt.Sprintf("A request with a Hawk payload hash may have a body of at most %d bytes.", s.cfg.MaxHashedBody))
+				if dn != nil {
+					return nil, dn
 				}
 				body = b
 			}
@@ -326,6 +349,68 @@ func (s *Sidecar) authorize(ctx context.Context, t *target) (_ *decision, dn *de
 	return d, nil
 }
 
+// requestPath splits and checks the request-target. In proxy mode the
+// path must also be in the form Go forwards it in (url.URL.EscapedPath):
+// otherwise the upstream would receive a re-encoded path (a %2F next to a
+// character Go re-encodes would arrive as /), not the one authorised.
+func requestPath(t *target) (path, rawQuery string, segs []string, dn *denial) {
+	path, rawQuery, err := splitURI(t.uri)
+	if err != nil {
+		return "", "", nil, deny(http.StatusBadRequest, protocol.CodeInputError, outcomeBadRequest, err.Error())
+	}
+	segs, err = splitPath(path)
+	if err == nil && t.canReadBody && t.r.URL != nil && t.r.URL.EscapedPath() != path {
+		err = errNonCanonicalPath
+	}
+	if err != nil {
+		return "", "", nil, deny(http.StatusBadRequest, protocol.CodeInputError, outcomeBadRequest, "Bad request path: "+err.Error())
+	}
+	return path, rawQuery, segs, nil
+}
+
+// templateParams collects the values the route's template may use: the
+// path captures, the listed query parameters and the listed body members.
+// A listed query parameter given twice is refused: frameworks disagree on
+// whether the first or the last one counts.
+func (s *Sidecar) templateParams(t *target, route *Route, params map[string]string, rawQuery string, maxBody int64) (_ map[string]any, body []byte, bodyRead bool, dn *denial) {
+	bad := func(msg string) (map[string]any, []byte, bool, *denial) {
+		return nil, nil, false, deny(http.StatusBadRequest, protocol.CodeInputError, outcomeBadRequest, msg)
+	}
+	out := make(map[string]any, len(params)+len(route.Query)+len(route.Body))
+	for k, v := range params {
+		out[k] = v
+	}
+	if len(route.Query) > 0 {
+		q, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			return bad("Bad query string: " + err.Error())
+		}
+		for _, n := range route.Query {
+			switch vs := q[n]; {
+			case len(vs) > 1:
+				return bad(fmt.Sprintf("The query parameter %q is given %d times; this route's scopes depend on it, so it may appear once.", n, len(vs)))
+			case len(vs) == 1:
+				out[n] = vs[0]
+			}
+		}
+	}
+	if len(route.Body) == 0 || !t.canReadBody {
+		return out, nil, false, nil
+	}
+	if err := checkJSONContentType(t.r.Header.Get("Content-Type")); err != nil {
+		return bad(err.Error())
+	}
+	b, dn := s.readBodyFor(t, maxBody,
+		fmt.Sprintf("This route reads its scopes from the JSON body, which may be at most %d bytes.", maxBody))
+	if dn != nil {
+		return nil, nil, false, dn
+	}
+	if err := bodyParams(b, route.Body, out); err != nil {
+		return bad(err.Error())
+	}
+	return out, b, true, nil
+}
+
 // verifyRemote asks the control plane's authenticateHawk.
 func (s *Sidecar) verifyRemote(ctx context.Context, req protocol.Request) verifyResult {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.FetchTimeout)
@@ -349,8 +434,11 @@ func (s *Sidecar) writeError(w http.ResponseWriter, r *http.Request, route strin
 	if dn.challenge {
 		h.Set("WWW-Authenticate", "hawk")
 	}
-	if dn.err.Status == http.StatusServiceUnavailable {
+	if dn.err.Status == http.StatusServiceUnavailable || dn.err.Status == http.StatusTooManyRequests {
 		h.Set("Retry-After", "1")
+	}
+	if dn.closeConn {
+		h.Set("Connection", "close")
 	}
 	if dn.stale > 0 {
 		h.Set(HeaderAuthStale, staleSeconds(dn.stale))

@@ -138,11 +138,26 @@ type flight[V any] struct {
 // Do runs fn once for all concurrent callers with the same key. shared
 // reports whether this caller joined a call another caller started.
 func (g *flightGroup[V]) Do(ctx context.Context, key string, fn func() (V, error)) (v V, err error, shared bool) {
+	return g.DoGated(ctx, key, nil, fn)
+}
+
+// DoGated is Do, except that a caller who would start a new call first
+// asks gate (if not nil), under the group's lock; a gate error is
+// returned without calling fn. Joining a call in flight passes no gate:
+// it costs nothing more than the call already does.
+func (g *flightGroup[V]) DoGated(ctx context.Context, key string, gate func() error, fn func() (V, error)) (v V, err error, shared bool) {
 	g.mu.Lock()
 	if g.m == nil {
 		g.m = make(map[string]*flight[V])
 	}
 	f, ok := g.m[key]
+	if !ok && gate != nil {
+		if err := gate(); err != nil {
+			g.mu.Unlock()
+			var zero V
+			return zero, err, false
+		}
+	}
 	if !ok {
 		f = &flight[V]{done: make(chan struct{})}
 		g.m[key] = f

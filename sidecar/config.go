@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,6 +88,20 @@ type Config struct {
 	// NegativeTTL is how long an unknown clientId is remembered as unknown
 	// (default 5 s).
 	NegativeTTL time.Duration
+	// NegativeCacheSize bounds the remembered unknown clientIds (default
+	// 100 000). They live in an LRU of their own, so random ids can never
+	// push a real client out of the client cache.
+	NegativeCacheSize int
+	// UnknownClientRate and UnknownClientBurst are each source's budget of
+	// control-plane lookups for clientIds the sidecar has not cached
+	// (default 20/s, burst 100; a source is the peer address, or the last
+	// X-Forwarded-For entry from a trusted proxy, IPv6 per /64). Over it,
+	// that source gets 429 with Retry-After; cached clients are never
+	// counted. MaxUnknownFetches bounds such lookups in flight across all
+	// sources (default 32; a lookup waits up to FetchTimeout for a slot).
+	UnknownClientRate  float64
+	UnknownClientBurst int
+	MaxUnknownFetches  int
 	// MaxStale is how long cached clients keep working after the sidecar
 	// lost the control plane (default 5 min). Past it, requests get 503.
 	MaxStale time.Duration
@@ -94,7 +110,10 @@ type Config struct {
 	Skew time.Duration
 	// DisableReplayCheck turns off nonce tracking (the reference has none).
 	DisableReplayCheck bool
-	// MaxNonces bounds the nonces remembered (default 1 000 000).
+	// MaxNonces bounds the nonces remembered (default 1 000 000, about
+	// 100 MB). When full, the clients holding the most nonces lose their
+	// oldest ones first and only they see "stale timestamp" refusals for
+	// headers signed that long ago (see DESIGN.md, Replay).
 	MaxNonces int
 	// MaxHashedBody bounds the body buffered to check a payload hash
 	// (default 10 MiB); larger bodies with a hash get 413.
@@ -122,6 +141,22 @@ type Config struct {
 	// UpstreamTimeout bounds the wait for the upstream's response headers
 	// (default 60 s; 504 after). Bodies and upgrades are not limited.
 	UpstreamTimeout time.Duration
+	// BodyReadTimeout bounds the time to read a body the sidecar needs
+	// before it can decide (body parameters, a Hawk payload hash): past
+	// it the request gets 408 and the connection is closed. Default 5 s,
+	// i.e. 13 KiB/s for a 64 KiB body-parameter body; streamed bodies
+	// (no hash, no body parameters) are not limited.
+	BodyReadTimeout time.Duration
+	// PublicHosts pins the host (and optionally the port) callers sign
+	// their requests for: "svc.example.com" or "svc.example.com:443".
+	// When set, a request whose Host (X-Forwarded-Host in forward-auth
+	// mode) is not one of them is refused (421, 403 in forward-auth), and
+	// the Hawk MAC is checked against the matching entry instead of what
+	// the request says, so a header signed for another service cannot be
+	// replayed here by sending it with this sidecar's Host, nor the
+	// reverse. An entry without a port keeps the port derived from the
+	// request. Empty (default): any host, as before.
+	PublicHosts []string
 
 	// UpstreamTransport and ControlPlaneTransport replace the default
 	// transports (keep-alive pools). Optional.
@@ -141,21 +176,26 @@ type Config struct {
 // local verification.
 func DefaultConfig() Config {
 	return Config{
-		Mode:              ModeProxy,
-		Verify:            VerifyLocal,
-		ClientCacheSize:   100_000,
-		ExpandedCacheSize: 100_000,
-		CacheShards:       64,
-		ClientTTL:         10 * time.Minute,
-		NegativeTTL:       5 * time.Second,
-		MaxStale:          5 * time.Minute,
-		Skew:              protocol.DefaultSkew,
-		MaxNonces:         1_000_000,
-		MaxHashedBody:     10 << 20,
-		MaxScopesHeader:   8 << 10,
-		FeedWait:          10 * time.Second,
-		FetchTimeout:      5 * time.Second,
-		UpstreamTimeout:   60 * time.Second,
+		Mode:               ModeProxy,
+		Verify:             VerifyLocal,
+		ClientCacheSize:    100_000,
+		ExpandedCacheSize:  100_000,
+		CacheShards:        64,
+		ClientTTL:          10 * time.Minute,
+		NegativeTTL:        5 * time.Second,
+		NegativeCacheSize:  100_000,
+		UnknownClientRate:  20,
+		UnknownClientBurst: 100,
+		MaxUnknownFetches:  32,
+		MaxStale:           5 * time.Minute,
+		Skew:               protocol.DefaultSkew,
+		MaxNonces:          1_000_000,
+		MaxHashedBody:      10 << 20,
+		MaxScopesHeader:    8 << 10,
+		FeedWait:           10 * time.Second,
+		FetchTimeout:       5 * time.Second,
+		UpstreamTimeout:    60 * time.Second,
+		BodyReadTimeout:    DefaultBodyReadTimeout,
 	}
 }
 
@@ -171,7 +211,12 @@ var (
 	// ErrInsecureControlPlane: local mode fetches access tokens, which
 	// must not cross a network in clear text.
 	ErrInsecureControlPlane = errors.New("sidecar: local verification needs an https control-plane URL unless it is on loopback")
+	// ErrBadPublicHost: a PublicHosts entry is not host or host:port.
+	ErrBadPublicHost = errors.New("sidecar: a public host must be host or host:port")
 )
+
+// DefaultBodyReadTimeout is Config.BodyReadTimeout's default.
+const DefaultBodyReadTimeout = 5 * time.Second
 
 func isLoopbackHost(h string) bool {
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
@@ -203,6 +248,12 @@ func (c *Config) fillDefaults() {
 	setInt(&c.ExpandedCacheSize, d.ExpandedCacheSize)
 	setInt(&c.CacheShards, d.CacheShards)
 	setInt(&c.MaxNonces, d.MaxNonces)
+	setInt(&c.NegativeCacheSize, d.NegativeCacheSize)
+	setInt(&c.UnknownClientBurst, d.UnknownClientBurst)
+	setInt(&c.MaxUnknownFetches, d.MaxUnknownFetches)
+	if c.UnknownClientRate <= 0 {
+		c.UnknownClientRate = d.UnknownClientRate
+	}
 	setInt(&c.MaxScopesHeader, d.MaxScopesHeader)
 	if c.MaxHashedBody <= 0 {
 		c.MaxHashedBody = d.MaxHashedBody
@@ -214,6 +265,7 @@ func (c *Config) fillDefaults() {
 	setDur(&c.FeedWait, d.FeedWait)
 	setDur(&c.FetchTimeout, d.FetchTimeout)
 	setDur(&c.UpstreamTimeout, d.UpstreamTimeout)
+	setDur(&c.BodyReadTimeout, d.BodyReadTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -264,6 +316,9 @@ func (c *Config) validate() error {
 	if c.RoutesFile == "" && c.Routes == nil {
 		return ErrNoRoutes
 	}
+	if _, err := parsePublicHosts(c.PublicHosts); err != nil {
+		return err
+	}
 	if c.FeedWait > 60*time.Second {
 		return errors.New("sidecar: the feed wait cannot exceed 60 s (the control plane's maximum)")
 	}
@@ -293,6 +348,42 @@ func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
 			return nil, fmt.Errorf("sidecar: trusted proxy %q: %w", part, err)
 		}
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// publicHost is one parsed Config.PublicHosts entry; port 0 = any.
+type publicHost struct {
+	host string // lower case
+	port int
+}
+
+// parsePublicHosts parses the entries, each of which may itself be a
+// comma-separated list.
+func parsePublicHosts(entries []string) ([]publicHost, error) {
+	var out []publicHost
+	for _, e := range entries {
+		for _, part := range strings.Split(e, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			h, port := part, 0
+			if hh, p, err := net.SplitHostPort(part); err == nil {
+				n, err := strconv.Atoi(p)
+				if err != nil || n <= 0 || n > 65535 {
+					return nil, fmt.Errorf("%w (%q: bad port)", ErrBadPublicHost, part)
+				}
+				h, port = hh, n
+			}
+			h = strings.ToLower(strings.TrimSuffix(h, "."))
+			if _, err := netip.ParseAddr(h); err == nil {
+				h = strings.Trim(h, "[]")
+			} else if h == "" || strings.ContainsAny(h, "/:@ ?#[]") {
+				return nil, fmt.Errorf("%w (got %q)", ErrBadPublicHost, part)
+			}
+			out = append(out, publicHost{host: h, port: port})
+		}
 	}
 	return out, nil
 }

@@ -83,6 +83,18 @@ func statusOf(err error) int {
 	return 0
 }
 
+// decodeError is a 2xx answer that is not the JSON expected: the control
+// plane answered, so it is not "unreachable".
+type decodeError struct {
+	route string
+	err   error
+}
+
+func (e *decodeError) Error() string {
+	return fmt.Sprintf("sidecar: decoding the answer of %s: %v", e.route, e.err)
+}
+func (e *decodeError) Unwrap() error { return e.err }
+
 // getJSON is DoRaw + decode, keeping the applied-index header.
 func getJSON(ctx context.Context, c *tcclient.Client, route string, q url.Values, out any) (uint64, error) {
 	resp, err := c.DoRaw(ctx, "GET", route, q, "", nil)
@@ -96,24 +108,71 @@ func getJSON(ctx context.Context, c *tcclient.Client, route string, q url.Values
 		return 0, err
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return 0, fmt.Errorf("sidecar: decoding the answer of %s: %w", route, err)
+		return 0, &decodeError{route: route, err: err}
 	}
 	return index, nil
 }
 
+// Errors of a credentials fetch, by what they say about whom. Only
+// errCPUnreachable is about the control plane as a whole (and starts the
+// fail-fast pause); every other answer concerns the one clientId asked
+// about, or the one request, so that an id chosen by a caller can never
+// make the sidecar stop fetching for everybody else.
+var (
+	// ErrSidecarCredentialsRejected: the control plane answered 401 or 403
+	// to the sidecar's own request, i.e. the sidecar's client is wrong,
+	// disabled or lacks auth:tcauth:verify-clients. Logged loudly; the
+	// request gets 503; nothing is cached.
+	ErrSidecarCredentialsRejected = errors.New("sidecar: the control plane rejected the sidecar's own credentials (check its clientId, access token and auth:tcauth:verify-clients)")
+	// errCPUnreachable: no answer (connection refused or reset, timeout)
+	// or a 5xx that is not a catching-up node's.
+	errCPUnreachable = errors.New("sidecar: control plane unreachable")
+	// errCPCatchingUp: a node that has not caught up with the cluster
+	// answered 503 with Retry-After. It says nothing about the client, so
+	// nothing is cached, and the control plane is reachable.
+	errCPCatchingUp = errors.New("sidecar: the control-plane node is catching up")
+	// errCPRefused: another 4xx (e.g. 429) about this one lookup.
+	errCPRefused = errors.New("sidecar: the control plane refused this lookup")
+	// errCPBadAnswer: a 2xx that cannot be used for this id (undecodable,
+	// for another clientId, bad expires).
+	errCPBadAnswer = errors.New("sidecar: unusable control-plane answer")
+)
+
+// classifyFetchError maps a failed credentials call to the errors above
+// (or protocol.ErrClientNotFound for 400/404: "no such client" and "not
+// a valid clientId" both say the id cannot be verified).
+func classifyFetchError(err error) error {
+	var e *tcclient.Error
+	if !errors.As(err, &e) {
+		return fmt.Errorf("%w: %w", errCPUnreachable, err)
+	}
+	switch st := e.StatusCode; {
+	case st == http.StatusNotFound || st == http.StatusBadRequest:
+		return protocol.ErrClientNotFound
+	case st == http.StatusUnauthorized || st == http.StatusForbidden:
+		return fmt.Errorf("%w: %w", ErrSidecarCredentialsRejected, err)
+	case st == http.StatusServiceUnavailable && e.Header.Get("Retry-After") != "":
+		return fmt.Errorf("%w: %w", errCPCatchingUp, err)
+	case st >= 500:
+		return fmt.Errorf("%w: %w", errCPUnreachable, err)
+	default:
+		return fmt.Errorf("%w: %w", errCPRefused, err)
+	}
+}
+
 // client fetches one client's credentials. protocol.ErrClientNotFound for
-// a 404; any other error means the control plane could not answer.
+// a 404 or 400; other errors are classified by classifyFetchError.
 func (c *controlPlane) client(ctx context.Context, id string) (*credentialsResponse, error) {
 	var out credentialsResponse
 	index, err := getJSON(ctx, c.fetch, routeCredentials+tcclient.PathSegment(id)+"/credentials", nil, &out)
-	if statusOf(err) == http.StatusNotFound {
-		return nil, protocol.ErrClientNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	if out.ClientID != id {
-		return nil, errors.New("sidecar: the control plane answered for another client")
+	var decode *decodeError
+	switch {
+	case errors.As(err, &decode):
+		return nil, fmt.Errorf("%w: %w", errCPBadAnswer, err)
+	case err != nil:
+		return nil, classifyFetchError(err)
+	case out.ClientID != id:
+		return nil, fmt.Errorf("%w: the control plane answered for another client", errCPBadAnswer)
 	}
 	out.Index = index
 	return &out, nil

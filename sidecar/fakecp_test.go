@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,6 +37,16 @@ type laggingAnswer struct {
 	index  uint64
 }
 
+// credFault is how the fake answers one clientId's credentials call: an
+// HTTP status (with Retry-After if retryAfter), or no answer at all
+// (hang: wait past the sidecar's fetch timeout; drop: close the
+// connection).
+type credFault struct {
+	status     int
+	retryAfter bool
+	hang, drop bool
+}
+
 type fakeControlPlane struct {
 	t   testing.TB
 	srv *httptest.Server
@@ -52,6 +63,9 @@ type fakeControlPlane struct {
 	credDelay     atomic.Int64 // nanoseconds to wait before answering credentials
 	credFetches   sync.Map     // clientId → *atomic.Int64
 	lagging       sync.Map     // clientId → *laggingAnswer: answer as a follower that is behind
+	credFaults    sync.Map     // clientId → credFault: answer the credentials call for it with an error
+	credInFlight  atomic.Int64 // credentials calls being answered now
+	credMaxFlight atomic.Int64 // the most credentials calls answered at once
 	authCalls     atomic.Int64
 	rejectedCalls atomic.Int64
 }
@@ -234,6 +248,13 @@ func (cp *fakeControlPlane) serve(w http.ResponseWriter, r *http.Request) {
 		id, _ := url.PathUnescape(strings.TrimSuffix(strings.TrimPrefix(path, "/tcauth/clients/"), "/credentials"))
 		v, _ := cp.credFetches.LoadOrStore(id, new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
+		n := cp.credInFlight.Add(1)
+		defer cp.credInFlight.Add(-1)
+		for m := cp.credMaxFlight.Load(); n > m && !cp.credMaxFlight.CompareAndSwap(m, n); m = cp.credMaxFlight.Load() {
+		}
+		if cp.credFault(w, r, id) {
+			return
+		}
 		if d := cp.credDelay.Load(); d > 0 {
 			time.Sleep(time.Duration(d))
 		}
@@ -284,6 +305,39 @@ func (cp *fakeControlPlane) serve(w http.ResponseWriter, r *http.Request) {
 		cp.reply(w, map[string]any{"roleId": id, "scopes": s})
 	}
 }
+
+// credFault answers a credentials call as set in credFaults, or as the
+// real control plane answers an id that does not match the clientId
+// pattern (400 InvalidRequestArguments); false when neither applies.
+func (cp *fakeControlPlane) credFault(w http.ResponseWriter, r *http.Request, id string) bool {
+	if !clientIDPattern.MatchString(id) {
+		cp.writeErr(w, 400, protocol.CodeInvalidRequestArguments, "Invalid URL patterns: clientId")
+		return true
+	}
+	v, ok := cp.credFaults.Load(id)
+	if !ok {
+		return false
+	}
+	f := v.(credFault)
+	switch {
+	case f.drop:
+		hangUp(w)
+	case f.hang:
+		select {
+		case <-time.After(3 * time.Second):
+		case <-r.Context().Done():
+		}
+		cp.writeErr(w, 500, protocol.CodeInternalServerError, "too late")
+	default:
+		if f.retryAfter {
+			w.Header().Set("Retry-After", "1")
+		}
+		cp.writeErr(w, f.status, "Fault", "injected fault")
+	}
+	return true
+}
+
+var clientIDPattern = regexp.MustCompile(protocol.ClientIDPattern)
 
 // serveChanges is the long poll: answers at once when changes after
 // `after` exist, else waits for one (or `wait` seconds).

@@ -47,6 +47,7 @@ routes:
     public: true
   - method: GET
     path: /ws
+    upgrade: websocket
     scopes: notes:ws
   - method: GET
     path: /files/<path*>

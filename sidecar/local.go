@@ -40,7 +40,8 @@ type roleSnapshot struct {
 	anonymous []string // Expand([assume:anonymous]), the no-auth scopes
 }
 
-// clientEntry is one cached client (or a remembered 404). It holds the
+// clientEntry is one cached client (or, only as a fetch result, a 404:
+// those are remembered in the separate negatives LRU). It holds the
 // access token in memory only: it is never logged, formatted or written.
 type clientEntry struct {
 	notFound bool
@@ -82,11 +83,15 @@ type localVerifier struct {
 	now   func() time.Time
 	roles atomic.Pointer[roleSnapshot]
 
-	clients  *shardedLRU[string, *clientEntry]
-	certs    *protocol.CertificateCache // verified certificates (two HMACs saved per request)
-	expanded *shardedLRU[expandKey, []expandValue]
-	flights  flightGroup[*clientEntry]
-	epochs   atomic.Uint64
+	clients *shardedLRU[string, *clientEntry]
+	// negatives remembers unknown clientIds (fetch time, unix nanos) apart
+	// from clients, so that random ids cannot push real clients out.
+	negatives *shardedLRU[string, int64]
+	limits    *sourceLimiter
+	certs     *protocol.CertificateCache // verified certificates (two HMACs saved per request)
+	expanded  *shardedLRU[expandKey, []expandValue]
+	flights   flightGroup[*clientEntry]
+	epochs    atomic.Uint64
 
 	// Eviction bookkeeping: a fetch that started before an eviction of the
 	// same client (or a purge) must not re-insert what it read, and an
@@ -106,6 +111,9 @@ type localVerifier struct {
 	feedIndex   atomic.Uint64
 
 	cpDownUntil atomic.Int64
+	// credsLogged rate-limits the loud log line for rejected sidecar
+	// credentials (unix nanos of the last one).
+	credsLogged atomic.Int64
 }
 
 type tombstone struct {
@@ -121,6 +129,8 @@ func newLocalVerifier(cfg *Config, cp *controlPlane, m *metrics) *localVerifier 
 		m:          m,
 		now:        cfg.now,
 		clients:    newShardedLRU[string, *clientEntry](cfg.ClientCacheSize, cfg.CacheShards),
+		negatives:  newShardedLRU[string, int64](cfg.NegativeCacheSize, cfg.CacheShards),
+		limits:     newSourceLimiter(cfg.UnknownClientRate, cfg.UnknownClientBurst, cfg.MaxUnknownFetches),
 		expanded:   newShardedLRU[expandKey, []expandValue](cfg.ExpandedCacheSize, cfg.CacheShards),
 		tombstones: map[string]tombstone{},
 		certs:      protocol.NewCertificateCache(protocol.DefaultCertificateCacheSize),
@@ -178,45 +188,51 @@ func (v *localVerifier) ready() (bool, string) {
 }
 
 // lookup returns the client to verify with, and how stale it may be.
-func (v *localVerifier) lookup(ctx context.Context, id string) (*clientEntry, time.Duration, error) {
+// source names the caller (sourceKey), whose budget pays for fetches of
+// ids the sidecar does not know.
+func (v *localVerifier) lookup(ctx context.Context, id, source string) (*clientEntry, time.Duration, error) {
+	if !protocol.ValidClientID(id) {
+		// The control plane would refuse it (400); nobody can hold it.
+		v.m.malformedID.Inc()
+		return nil, 0, protocol.ErrClientNotFound
+	}
 	now := v.now()
 	stale := v.staleness(now)
-	e, ok := v.clients.Get(id)
-	if ok && !e.notFound {
+	e, present := v.clients.Get(id)
+	ok := present
+	if present {
 		e, ok = v.current(id, e)
 	}
-	if ok {
-		age := now.Sub(e.fetched)
-		if e.notFound {
-			if age < v.cfg.NegativeTTL {
-				v.m.negativeHit.Inc()
-				return nil, 0, protocol.ErrClientNotFound
-			}
-		} else if age < v.cfg.ClientTTL {
-			if stale == 0 {
-				v.m.clientHit.Inc()
-				return e, 0, nil
-			}
-			if stale <= v.cfg.MaxStale {
-				v.m.clientStale.Inc()
-				return e, stale, nil
-			}
+	if ok && now.Sub(e.fetched) < v.cfg.ClientTTL {
+		if stale == 0 {
+			v.m.clientHit.Inc()
+			return e, 0, nil
+		}
+		if stale <= v.cfg.MaxStale {
+			v.m.clientStale.Inc()
+			return e, stale, nil
+		}
+	}
+	// A client in the cache (even too old to use) is not "unknown": its
+	// refetch is not charged to the caller's budget.
+	known := present
+	if !known {
+		if at, neg := v.negatives.Get(id); neg && now.Sub(time.Unix(0, at)) < v.cfg.NegativeTTL {
+			v.m.negativeHit.Inc()
+			return nil, 0, protocol.ErrClientNotFound
 		}
 	}
 	v.m.clientMiss.Inc()
-	fetched, err := v.fetch(ctx, id)
+	fetched, err := v.fetch(ctx, id, source, known)
 	switch {
 	case err == nil:
-		if fetched.notFound {
-			return nil, 0, protocol.ErrClientNotFound
-		}
 		return fetched, 0, nil
-	case errors.Is(err, protocol.ErrClientNotFound), errors.Is(err, errOutdatedAnswer):
+	case errors.Is(err, protocol.ErrClientNotFound), errors.Is(err, errOutdatedAnswer), errors.Is(err, ErrUnknownClientBudget):
 		return nil, 0, err
 	}
-	// The control plane did not answer. A cached client is still good
-	// while the feed is healthy (nothing changed), or within max-stale.
-	if ok && !e.notFound {
+	// The control plane did not answer usefully. A cached client is still
+	// good while the feed is healthy (nothing changed), or within max-stale.
+	if ok {
 		if stale == 0 {
 			return e, 0, nil
 		}
@@ -249,42 +265,98 @@ func (v *localVerifier) current(id string, e *clientEntry) (*clientEntry, bool) 
 }
 
 // fetch loads a client from the control plane, once for all concurrent
-// requests, and caches it (404s for NegativeTTL).
-func (v *localVerifier) fetch(ctx context.Context, id string) (*clientEntry, error) {
+// requests, and caches it (404s in negatives for NegativeTTL). A fetch of
+// an id not cached (known false) is paid for by source's budget and takes
+// one of the global in-flight slots; joining a fetch in flight is free.
+func (v *localVerifier) fetch(ctx context.Context, id, source string, known bool) (*clientEntry, error) {
 	if until := v.cpDownUntil.Load(); until != 0 && v.now().UnixNano() < until {
 		return nil, errControlPlaneDown
 	}
-	e, err, shared := v.flights.Do(ctx, id, func() (*clientEntry, error) {
-		// Two attempts: if the client was evicted by the feed while the
-		// first was in flight, its answer may predate the change.
-		for attempt := 0; ; attempt++ {
-			start := v.evictSeq.Load()
-			e, err := v.fetchOnce(id)
-			if err != nil {
+	gate := func() error {
+		if known {
+			return nil
+		}
+		return v.limits.admit(source, v.now())
+	}
+	e, err, shared := v.flights.DoGated(ctx, id, gate, func() (*clientEntry, error) {
+		if !known {
+			if err := v.limits.acquire(v.cfg.FetchTimeout); err != nil {
 				return nil, err
 			}
-			outdated, raced := v.checkAnswer(id, e.index, start)
-			if !outdated && !raced && v.clients.AddIf(id, e, func() bool { _, r := v.checkAnswer(id, e.index, start); return !r }) {
-				return e, nil
-			}
-			if attempt == 1 {
-				if outdated {
-					return nil, errOutdatedAnswer
-				}
-				// Raced with an eviction twice but not provably old:
-				// answer this request, cache nothing.
-				return e, nil
-			}
+			defer v.limits.release()
 		}
+		return v.fetchAndCache(id)
 	})
 	if shared {
 		v.m.singleflight.Inc()
 	}
-	if err != nil && !errors.Is(err, protocol.ErrClientNotFound) && !errors.Is(err, errOutdatedAnswer) && ctx.Err() == nil {
-		v.cpDownUntil.Store(v.now().Add(time.Second).UnixNano())
-		v.m.cpErrors.WithLabelValues("credentials").Inc()
+	if err != nil && ctx.Err() == nil {
+		v.noteFetchError(err)
 	}
 	return e, err
+}
+
+// fetchAndCache runs fetchOnce and caches its answer unless it raced with
+// an eviction or is older than a change already seen.
+func (v *localVerifier) fetchAndCache(id string) (*clientEntry, error) {
+	// Two attempts: if the client was evicted by the feed while the first
+	// was in flight, its answer may predate the change.
+	for attempt := 0; ; attempt++ {
+		start := v.evictSeq.Load()
+		e, err := v.fetchOnce(id)
+		if err != nil {
+			return nil, err
+		}
+		outdated, raced := v.checkAnswer(id, e.index, start)
+		keep := func() bool { _, r := v.checkAnswer(id, e.index, start); return !r }
+		if !outdated && !raced {
+			if e.notFound && v.negatives.AddIf(id, e.fetched.UnixNano(), keep) {
+				return nil, protocol.ErrClientNotFound
+			}
+			if !e.notFound && v.clients.AddIf(id, e, keep) {
+				return e, nil
+			}
+		}
+		if attempt == 1 {
+			if outdated {
+				return nil, errOutdatedAnswer
+			}
+			// Raced with an eviction twice but not provably old: answer
+			// this request, cache nothing.
+			if e.notFound {
+				return nil, protocol.ErrClientNotFound
+			}
+			return e, nil
+		}
+	}
+}
+
+// noteFetchError decides what a failed fetch means beyond its request.
+// Only an unreachable control plane pauses fetching for everybody; an
+// answer about one id (400/404 are not errors here), a catching-up node,
+// a 429 or a refused sidecar credential concern only this request.
+func (v *localVerifier) noteFetchError(err error) {
+	switch {
+	case errors.Is(err, protocol.ErrClientNotFound), errors.Is(err, errOutdatedAnswer):
+		return
+	case errors.Is(err, ErrUnknownClientBudget):
+		v.m.overBudget.Inc()
+		return
+	case errors.Is(err, errUnknownFetchesBusy):
+		v.m.fetchesBusy.Inc()
+		return
+	case errors.Is(err, errCPUnreachable):
+		v.cpDownUntil.Store(v.now().Add(time.Second).UnixNano())
+	case errors.Is(err, ErrSidecarCredentialsRejected):
+		// Every uncached caller gets 503 until an operator fixes this:
+		// say so loudly, but at most every 10 s.
+		now := v.now().UnixNano()
+		if last := v.credsLogged.Load(); now-last >= int64(10*time.Second) && v.credsLogged.CompareAndSwap(last, now) {
+			v.cfg.Logger.Error("the control plane rejects the sidecar's own credentials: uncached callers get 503",
+				"clientId", v.cfg.Credentials.ClientID, "err", err.Error())
+		}
+	}
+	v.m.cpErrors.WithLabelValues("credentials").Inc()
 }
 
 func (v *localVerifier) fetchOnce(id string) (*clientEntry, error) {
@@ -300,6 +372,11 @@ func (v *localVerifier) fetchOnce(id string) (*clientEntry, error) {
 	resp, err := v.cp.client(ctx, id)
 	v.m.cpLatency.WithLabelValues("credentials").Observe(time.Since(start).Seconds())
 	e := &clientEntry{fetched: v.now(), epoch: v.epochs.Add(1), gen: gen}
+	if errors.Is(err, errCPCatchingUp) {
+		// A catching-up node behind a load balancer: the next connection
+		// probably reaches another node. One immediate retry, then 503.
+		resp, err = v.cp.client(ctx, id)
+	}
 	if errors.Is(err, protocol.ErrClientNotFound) {
 		e.notFound = true
 		return e, nil
@@ -321,7 +398,7 @@ func (v *localVerifier) fetchOnce(id string) (*clientEntry, error) {
 	if resp.Expires != "" {
 		t, err := time.Parse(time.RFC3339Nano, resp.Expires)
 		if err != nil {
-			return nil, fmt.Errorf("sidecar: bad expires %q in client credentials: %w", resp.Expires, err)
+			return nil, fmt.Errorf("%w: bad expires %q in client credentials: %w", errCPBadAnswer, resp.Expires, err)
 		}
 		e.client.Expires = t
 	}
@@ -359,6 +436,7 @@ func (v *localVerifier) evictClient(id string, index uint64) {
 	v.tombstones[id] = tombstone{seq: seq, index: index, at: v.now()}
 	v.tombMu.Unlock()
 	v.clients.Remove(id)
+	v.negatives.Remove(id) // e.g. created after being looked up
 	// The client's expanded-scope entries carry its fetch epoch in their
 	// key; with the client gone they can never be hit again and age out.
 }
@@ -388,6 +466,7 @@ func (v *localVerifier) purgeAll(index uint64) {
 	}
 	v.purgeSeq.Store(v.evictSeq.Add(1))
 	v.clients.Purge()
+	v.negatives.Purge()
 	v.expanded.Purge()
 }
 
@@ -405,12 +484,12 @@ func (v *localVerifier) pruneTombstones() {
 
 // verify runs the protocol pipeline for one request. h is the parsed
 // Hawk header or bewit (id and ext), used only as the cache key.
-func (v *localVerifier) verify(ctx context.Context, req protocol.Request, id, ext string) verifyResult {
+func (v *localVerifier) verify(ctx context.Context, req protocol.Request, id, ext, source string) verifyResult {
 	snap := v.roles.Load()
 	if snap == nil {
 		return verifyResult{Result: protocol.Result{Status: protocol.StatusFailed, Err: ErrNotReady, Message: ErrNotReady.Error()}}
 	}
-	rv := &requestVerifier{v: v, snap: snap, id: id, ext: ext}
+	rv := &requestVerifier{v: v, snap: snap, id: id, ext: ext, source: source}
 	a := protocol.Authenticator{Clients: rv, Scopes: rv, Now: v.now, Skew: v.cfg.Skew, Certificates: v.certs}
 	res := a.Authenticate(ctx, req)
 	return verifyResult{Result: res, Stale: rv.stale}
@@ -423,12 +502,13 @@ type requestVerifier struct {
 	v       *localVerifier
 	snap    *roleSnapshot
 	id, ext string
+	source  string // sourceKey of the caller
 	entry   *clientEntry
 	stale   time.Duration
 }
 
 func (r *requestVerifier) Client(ctx context.Context, id string) (*protocol.Client, error) {
-	e, stale, err := r.v.lookup(ctx, id)
+	e, stale, err := r.v.lookup(ctx, id, r.source)
 	if err != nil {
 		return nil, err
 	}

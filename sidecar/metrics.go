@@ -25,12 +25,14 @@ type metrics struct {
 	roleGeneration prometheus.Gauge
 	staleServed    prometheus.Counter
 	replays        prometheus.Counter
+	unknownRefused *prometheus.CounterVec // reason
 	reloads        *prometheus.CounterVec // result
 
 	// Series touched by every request, resolved once (WithLabelValues
 	// hashes the labels and takes a lock on each call).
 	clientHit, clientMiss, clientStale, negativeHit prometheus.Counter
 	reexpanded                                      prometheus.Counter
+	malformedID, overBudget, fetchesBusy            prometheus.Counter
 	expandedHit, expandedMiss                       prometheus.Counter
 	verifyLocal, verifyRemote                       prometheus.Observer
 	upstreamByClass                                 [6]prometheus.Observer // index: status/100, 0 = transport error
@@ -45,7 +47,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_total",
-			Help: "Requests by route policy entry and outcome (allowed, public, auth_failed, insufficient_scopes, replayed, bad_request, no_route, unavailable, upstream_error)."}, []string{"route", "outcome"}),
+			Help: "Requests by route policy entry and outcome (allowed, public, auth_failed, insufficient_scopes, replayed, bad_request, no_route, unavailable, throttled, upstream_error)."}, []string{"route", "outcome"}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "cache_requests_total",
 			Help: "Cache lookups by cache (client, negative, expanded) and result (hit, miss, stale)."}, []string{"cache", "result"}),
 		singleflight: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "client_fetches_shared_total",
@@ -71,6 +73,8 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Requests verified with cached data while the control plane was unreachable (within max-stale)."}),
 		replays: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "replays_rejected_total",
 			Help: "Requests rejected because their Hawk nonce was already used."}),
+		unknownRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "unknown_client_refusals_total",
+			Help: "Lookups of uncached clientIds answered without asking the control plane, by reason (malformed: not a valid clientId; over_budget: the source's budget is used up, 429; busy: too many such lookups in flight, 503)."}, []string{"reason"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "route_reloads_total",
 			Help: "Route policy reloads by result (ok, error)."}, []string{"result"}),
 	}
@@ -78,19 +82,21 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.clientStale, m.negativeHit = m.cache.WithLabelValues("client", "stale"), m.cache.WithLabelValues("negative", "hit")
 	m.reexpanded = m.cache.WithLabelValues("client", "reexpanded") // cached client re-expanded after a role change
 	m.expandedHit, m.expandedMiss = m.cache.WithLabelValues("expanded", "hit"), m.cache.WithLabelValues("expanded", "miss")
+	m.malformedID = m.unknownRefused.WithLabelValues("malformed")
+	m.overBudget, m.fetchesBusy = m.unknownRefused.WithLabelValues("over_budget"), m.unknownRefused.WithLabelValues("busy")
 	m.verifyLocal, m.verifyRemote = m.verify.WithLabelValues("local"), m.verify.WithLabelValues("remote")
 	m.upstreamByClass[0] = m.upstream.WithLabelValues("error")
 	for i := 1; i < len(m.upstreamByClass); i++ {
 		m.upstreamByClass[i] = m.upstream.WithLabelValues(strconv.Itoa(i) + "xx")
 	}
 	reg.MustRegister(m.requests, m.cache, m.singleflight, m.upstream, m.verify, m.cpLatency, m.cpErrors,
-		m.feedEvents, m.feedIndex, m.lastSync, m.roleGeneration, m.staleServed, m.replays, m.reloads)
+		m.feedEvents, m.feedIndex, m.lastSync, m.roleGeneration, m.staleServed, m.replays, m.unknownRefused, m.reloads)
 	return m
 }
 
 // registerGauges adds series computed at scrape time.
 func (m *metrics) registerGauges(cacheEntries func(string) float64, feedLag func() float64, nonces func() float64) {
-	for _, name := range []string{"client", "expanded"} {
+	for _, name := range []string{"client", "negative", "expanded"} {
 		name := name
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "tcauth_sidecar", Name: "cache_entries",
 			Help: "Entries in each cache.", ConstLabels: prometheus.Labels{"cache": name}}, func() float64 { return cacheEntries(name) }))

@@ -77,6 +77,20 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 		d = &decision{id: identity{scheme: "none"}}
 	}
 	out := pr.Out
+	// Request trailers are never forwarded, buffered body or streamed:
+	// the upstream may read them as headers (X-Taskcluster-Client-Id as a
+	// trailer after the body), and nothing the sidecar checked covers them.
+	out.Trailer = nil
+	if !d.upgrade {
+		// ReverseProxy re-adds Connection: Upgrade and Upgrade for any
+		// upgrade a caller asks for; after a 101 it copies raw bytes, so
+		// everything after an upgrade the route did not declare (h2c,
+		// or websocket elsewhere) would bypass verification. Without
+		// them, a 101 from the upstream is a 502.
+		out.Header.Del("Connection")
+		out.Header.Del("Upgrade")
+	}
+	out.Header.Del("Http2-Settings")
 	if !s.cfg.ForwardAuthorization {
 		out.URL.RawQuery = removeBewit(out.URL.RawQuery)
 		out.Header.Del("Authorization")
@@ -140,7 +154,7 @@ func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 func (s *Sidecar) serveProxy(w http.ResponseWriter, r *http.Request) {
-	t := &target{r: r, trusted: s.peerTrusted(r), uri: r.RequestURI, canReadBody: true}
+	t := &target{r: r, trusted: s.peerTrusted(r), uri: r.RequestURI, canReadBody: true, rc: http.NewResponseController(w)}
 	if t.uri == "" {
 		t.uri = r.URL.RequestURI()
 	}

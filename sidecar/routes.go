@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/url"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -50,6 +54,14 @@ const DefaultMaxParamBody = 64 << 10
 //	  - method: "*"
 //	    path: /me
 //	    authenticated: true    # any valid credentials (not anonymous)
+//	  - method: GET
+//	    path: /clients/<clientId>
+//	    allowEncodedSlash: true  # %2F may appear inside a segment (default: 400)
+//	    scopes: clients:get:<clientId>
+//	  - method: GET
+//	    path: /events
+//	    upgrade: websocket     # the only upgrade passed on (default: none)
+//	    authenticated: true
 type Policy struct {
 	Routes []*Route
 	// Default applies when no route matches; nil denies (404).
@@ -73,7 +85,17 @@ type Route struct {
 	Template      scopeengine.Template
 	Query         []string // query parameters passed to the template
 	Body          []string // JSON body members passed to the template
-	Line          int      // position in the file, for messages
+	// AllowEncodedSlash lets %2F inside a path segment through (for ids
+	// that contain slashes, such as Taskcluster clientIds). Off by
+	// default: an upstream that decodes %2F before routing or opening a
+	// file would read more segments than the policy matched. Dot
+	// segments inside such a capture are refused either way.
+	AllowEncodedSlash bool
+	// Upgrade is the one protocol upgrade the route accepts
+	// ("websocket"), "" for none: Upgrade and HTTP2-Settings are then
+	// removed, since after a 101 the sidecar only copies bytes.
+	Upgrade string
+	Line    int // position in the file, for messages
 
 	segs []segment
 	rest string // name of a trailing <name*> capture, "" if none
@@ -281,8 +303,17 @@ func (p *policyParser) parseRouteBody(n *yaml.Node, label string, withPath bool)
 			r.Query = p.nameList(v, label, "query")
 		case "body":
 			r.Body = p.nameList(v, label, "body")
+		case "allowEncodedSlash":
+			r.AllowEncodedSlash = p.boolValue(v, label, "allowEncodedSlash")
+		case "upgrade":
+			// Only websocket: h2c and other upgrades would turn the
+			// connection into a tunnel the sidecar cannot verify.
+			if v.Kind != yaml.ScalarNode || !strings.EqualFold(v.Value, "websocket") {
+				p.errorf(v, label, "upgrade must be websocket (the only protocol upgrade the sidecar passes on), not %q", v.Value)
+			}
+			r.Upgrade = "websocket"
 		default:
-			p.errorf(k, label, "unknown key %q (expected name, method, path, scopes, public, authenticated, query, body)", k.Value)
+			p.errorf(k, label, "unknown key %q (expected name, method, path, scopes, public, authenticated, query, body, allowEncodedSlash, upgrade)", k.Value)
 		}
 	}
 	if withPath {
@@ -610,19 +641,37 @@ func (p *Policy) Match(method string, segs []string) (*Route, map[string]string,
 	return nil, nil, false
 }
 
-var errDotSegment = errors.New("the path contains a . or .. segment")
+// Why a request path is refused (400 InputError). Each is a way for the
+// upstream to read a different path than the one the policy matched.
+var (
+	errDotSegment = errors.New("the path contains a . or .. segment")
+	// errEmptySegment: many routers and file servers merge "//" (nginx
+	// merge_slashes, path.Clean), so /a//b may be served as /a/b.
+	errEmptySegment = errors.New("the path contains an empty segment (//)")
+	errBackslash    = errors.New(`the path contains a backslash (\ or %5C), which some servers treat as /`)
+	errControlChar  = errors.New("the path contains a NUL or another control character")
+	// errDoubleEncoded: an upstream (or a proxy before it) that decodes
+	// twice turns %252F into /.
+	errDoubleEncoded    = errors.New("the path contains a double-encoded separator or dot (%252F, %255C, %252E, %2500)")
+	errEncodedSlash     = errors.New("the path contains an encoded / (%2F) inside a segment, which this route does not accept")
+	errNonCanonicalPath = errors.New("the path has characters that must be percent-encoded (RFC 3986 section 3.3)")
+)
 
 // splitPath decodes an escaped request path into segments. Each segment is
-// unescaped on its own, so %2F stays inside a capture (clientIds contain
-// slashes) instead of creating a new segment. Dot segments are refused:
-// the upstream might resolve them and reach a route other than the one the
-// policy matched.
+// unescaped on its own, so %2F stays inside a segment instead of creating
+// a new one; whether a route accepts that is checkPath's business. What no
+// route may see is refused here: dot segments (also "..;", which Java
+// servers read as ".."), empty segments other than a trailing slash,
+// backslashes, control characters and double-encoded separators.
 func splitPath(escaped string) ([]string, error) {
 	if !strings.HasPrefix(escaped, "/") {
 		return nil, errors.New("the path must start with /")
 	}
 	parts := strings.Split(escaped[1:], "/")
 	for i, s := range parts {
+		if s == "" && i != len(parts)-1 {
+			return nil, errEmptySegment
+		}
 		if strings.IndexByte(s, '%') >= 0 {
 			u, err := url.PathUnescape(s)
 			if err != nil {
@@ -631,21 +680,106 @@ func splitPath(escaped string) ([]string, error) {
 			s = u
 			parts[i] = u
 		}
-		if s == "." || s == ".." {
-			return nil, errDotSegment
+		if err := checkSegment(s); err != nil {
+			return nil, err
 		}
 	}
 	return parts, nil
 }
 
+// checkSegment applies the route-independent rules to one decoded segment
+// (or one part of a capture).
+func checkSegment(s string) error {
+	if dot, _, _ := strings.Cut(s, ";"); dot == "." || dot == ".." {
+		return errDotSegment
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			return errBackslash
+		case c < 0x20 || c == 0x7f:
+			return errControlChar
+		case c == '%' && i+2 < len(s):
+			switch strings.ToUpper(s[i+1 : i+3]) {
+			case "2F", "5C", "2E", "00":
+				return errDoubleEncoded
+			}
+		}
+	}
+	return nil
+}
+
+// checkPath applies the route's rules to a matched request: a segment with
+// a decoded / is refused unless the route allows encoded slashes, and
+// every capture is checked as a whole, split at its slashes, so that
+// a%2F..%2Fb cannot smuggle a dot segment into a scope.
+func (r *Route) checkPath(segs []string, params map[string]string) error {
+	if !r.AllowEncodedSlash {
+		for _, s := range segs {
+			if strings.IndexByte(s, '/') >= 0 {
+				return errEncodedSlash
+			}
+		}
+	}
+	for _, v := range params {
+		parts := strings.Split(v, "/")
+		for i, part := range parts {
+			if part == "" && i != len(parts)-1 {
+				return errEmptySegment
+			}
+			if err := checkSegment(part); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Why a body is refused for body parameters (400 InputError): each is a
+// body that the sidecar and the upstream's JSON decoder could read
+// differently.
+var (
+	errBodyNotObject = errors.New("the request body must be a JSON object")
+	errBodyNotUTF8   = errors.New("the request body is not valid UTF-8 (RFC 8259 section 8.1); decoders replace bad bytes differently")
+	errBodyDuplicate = errors.New("the request body has a member name twice")
+	errBodyTooDeep   = errors.New("the request body nests too deeply")
+	errBodyTrailing  = errors.New("the request body has data after the JSON object")
+	errBodyNameCase  = errors.New("the request body spells a parameter's name differently")
+)
+
+// maxBodyDepth bounds nesting in checkJSONNames (encoding/json's own limit
+// is 10 000; parameters are top-level members, so less is plenty).
+const maxBodyDepth = 512
+
 // bodyParams extracts the named top-level members of a JSON object body.
+// The body must be one JSON object (I-JSON, RFC 7493): valid UTF-8 and no
+// member name twice in any object, where names are compared the way Go's
+// encoding/json matches them to struct fields (case-insensitively, with
+// Unicode simple folding: "Team", "TEAM" and "team" are one name, and so are
+// "K" and the Kelvin sign U+212A). Otherwise {"team":"red","Team":"blue"}
+// is authorised as red and decoded by the upstream as blue.
 func bodyParams(body []byte, names []string, into map[string]any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
+	if !utf8.Valid(body) {
+		return errBodyNotUTF8
+	}
+	if err := checkJSONNames(body); err != nil {
+		return err
+	}
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(body, &obj); err != nil {
-		return errors.New("the request body must be a JSON object: " + err.Error())
+	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
+		return errBodyNotObject
+	}
+	for k := range obj {
+		for _, n := range names {
+			// Go would decode "TEAM" into a field tagged "team", a
+			// JavaScript service would not: only the exact name counts.
+			if k != n && foldJSONName(k) == foldJSONName(n) {
+				return fmt.Errorf("%w: the body has %q; this route reads %q and accepts only that spelling", errBodyNameCase, k, n)
+			}
+		}
 	}
 	for _, n := range names {
 		raw, ok := obj[n]
@@ -661,6 +795,120 @@ func bodyParams(body []byte, names []string, into map[string]any) error {
 		if v != nil {
 			into[n] = v
 		}
+	}
+	return nil
+}
+
+// checkJSONNames walks the body's tokens: one top-level object, nothing
+// after it, no folded member name twice in any object.
+func checkJSONNames(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errBodyNotObject, err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return errBodyNotObject
+	}
+	if err := walkJSONObject(dec, 1); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errBodyTrailing
+	}
+	return nil
+}
+
+func walkJSONObject(dec *json.Decoder, depth int) error {
+	seen := make(map[string]string)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("%w: %v", errBodyNotObject, err)
+		}
+		name, _ := tok.(string)
+		f := foldJSONName(name)
+		if prev, ok := seen[f]; ok {
+			return fmt.Errorf("%w: %q and %q (names are compared ignoring case, as Go's encoding/json matches them)", errBodyDuplicate, prev, name)
+		}
+		seen[f] = name
+		if err := walkJSONValue(dec, depth); err != nil {
+			return err
+		}
+	}
+	_, err := dec.Token() // '}'
+	if err != nil {
+		return fmt.Errorf("%w: %v", errBodyNotObject, err)
+	}
+	return nil
+}
+
+func walkJSONValue(dec *json.Decoder, depth int) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errBodyNotObject, err)
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	if depth >= maxBodyDepth {
+		return errBodyTooDeep
+	}
+	if d == '{' {
+		return walkJSONObject(dec, depth+1)
+	}
+	for dec.More() { // '['
+		if err := walkJSONValue(dec, depth+1); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // ']'
+		return fmt.Errorf("%w: %v", errBodyNotObject, err)
+	}
+	return nil
+}
+
+// foldJSONName folds a member name the way encoding/json (fold.go) does
+// before matching it to a struct field: ASCII letters to upper case, any
+// other rune to the smallest rune of its Unicode simple-fold orbit.
+func foldJSONName(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		if r < utf8.RuneSelf {
+			if 'a' <= r && r <= 'z' {
+				r -= 'a' - 'A'
+			}
+			b.WriteRune(r)
+			continue
+		}
+		for {
+			r2 := unicode.SimpleFold(r)
+			if r2 <= r {
+				r = r2
+				break
+			}
+			r = r2
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// errBodyContentType: a body-parameter route reads JSON; an upstream that
+// parses the same bytes as a form would see other values.
+var errBodyContentType = errors.New("this route reads its scopes from a JSON body: the Content-Type must be application/json (or absent)")
+
+// checkJSONContentType accepts "", application/json and application/*+json.
+func checkJSONContentType(ct string) error {
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return errBodyContentType
 	}
 	return nil
 }

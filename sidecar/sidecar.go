@@ -10,10 +10,14 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tcauth/tcauth/protocol"
 )
 
 // Sidecar is the verifying reverse proxy (ModeProxy) or the forward-auth
@@ -29,6 +33,7 @@ type Sidecar struct {
 	nonces   *nonceStore    // nil when replay checking is off
 	proxy    *httputil.ReverseProxy
 	upstream *url.URL
+	hosts    []publicHost // Config.PublicHosts; nil = any host
 	log      *slog.Logger
 }
 
@@ -52,6 +57,7 @@ func New(cfg Config) (*Sidecar, error) {
 		return nil, err
 	}
 	s := &Sidecar{cfg: cfg, log: cfg.Logger}
+	s.hosts, _ = parsePublicHosts(cfg.PublicHosts) // validated
 	s.policy.Store(pol)
 	s.m = newMetrics(cfg.Registry)
 	s.cp = newControlPlane(cfg.ControlPlane, cfg.Credentials, cfg.ControlPlaneTransport, cfg.FetchTimeout, cfg.FeedWait)
@@ -178,8 +184,11 @@ func (s *Sidecar) cacheEntries(name string) float64 {
 	if s.local == nil {
 		return 0
 	}
-	if name == "client" {
+	switch name {
+	case "client":
 		return float64(s.local.clients.Len())
+	case "negative":
+		return float64(s.local.negatives.Len())
 	}
 	return float64(s.local.expanded.Len())
 }
@@ -219,6 +228,78 @@ func (s *Sidecar) peerTrusted(r *http.Request) bool {
 	for _, p := range s.cfg.TrustedProxies {
 		if p.Contains(a) {
 			return true
+		}
+	}
+	return false
+}
+
+// checkHost finds the PublicHosts entry for a request's Host: nil when
+// no hosts are configured; 421 (403 in forward-auth mode, since nginx's
+// auth_request passes on only 401 and 403) when none matches.
+func (s *Sidecar) checkHost(hostHeader string) (*publicHost, *denial) {
+	if len(s.hosts) == 0 {
+		return nil, nil
+	}
+	h, port := hostHeader, 0
+	if hh, p, err := net.SplitHostPort(hostHeader); err == nil {
+		h = hh
+		if port, err = strconv.Atoi(p); err != nil {
+			port = -1
+		}
+	}
+	h = strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), "."))
+	for i := range s.hosts {
+		ph := &s.hosts[i]
+		if ph.host == h && (ph.port == 0 || port == 0 || ph.port == port) {
+			return ph, nil
+		}
+	}
+	dn := deny(http.StatusMisdirectedRequest, CodeMisdirectedRequest, outcomeBadRequest,
+		fmt.Sprintf("This sidecar serves only %s; the request is for %q.", s.hostList(), hostHeader))
+	if s.cfg.Mode == ModeForwardAuth {
+		dn.err.Status = http.StatusForbidden
+	}
+	return nil, dn
+}
+
+func (s *Sidecar) hostList() string {
+	names := make([]string, len(s.hosts))
+	for i, h := range s.hosts {
+		names[i] = h.host
+		if h.port != 0 {
+			names[i] = net.JoinHostPort(h.host, strconv.Itoa(h.port))
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// apply makes the pinned host (and port, if the entry has one) what the
+// Hawk MAC is checked against. A nil entry changes nothing.
+func (ph *publicHost) apply(req *protocol.Request) {
+	if ph == nil {
+		return
+	}
+	req.Host = ph.host
+	if ph.port != 0 {
+		req.Port = ph.port
+	}
+}
+
+// isWebSocketUpgrade reports whether the request asks to upgrade to
+// websocket (Connection: upgrade and Upgrade: websocket, RFC 6455 §4.1).
+func isWebSocketUpgrade(h http.Header) bool {
+	return headerHasToken(h["Connection"], "upgrade") &&
+		strings.EqualFold(strings.TrimSpace(h.Get("Upgrade")), "websocket")
+}
+
+// headerHasToken reports whether a comma-separated header lists token
+// (case-insensitively).
+func headerHasToken(values []string, token string) bool {
+	for _, v := range values {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
 		}
 	}
 	return false

@@ -39,7 +39,14 @@ func sidecarCommand() *cli.Command {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "client-cache-size", Value: d.ClientCacheSize, Usage: "cached clients", EnvVars: []string{"TCAUTH_SIDECAR_CLIENT_CACHE_SIZE"}}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "expanded-cache-size", Value: d.ExpandedCacheSize, Usage: "cached scope expansions", EnvVars: []string{"TCAUTH_SIDECAR_EXPANDED_CACHE_SIZE"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "upstream-timeout", Value: d.UpstreamTimeout, Usage: "wait for the upstream's response headers (504 after)", EnvVars: []string{"TCAUTH_SIDECAR_UPSTREAM_TIMEOUT"}}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "body-read-timeout", Value: d.BodyReadTimeout, Usage: "time to receive a body the sidecar must read before deciding (body parameters, payload hash); 408 after", EnvVars: []string{"TCAUTH_SIDECAR_BODY_READ_TIMEOUT"}}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "public-host", Usage: "host or host:port callers sign for (repeatable or comma list); other Hosts are refused and the Hawk MAC is checked against this one", EnvVars: []string{"TCAUTH_SIDECAR_PUBLIC_HOST"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "forward-authorization", Usage: "keep the Authorization header on forwarded requests", EnvVars: []string{"TCAUTH_SIDECAR_FORWARD_AUTHORIZATION"}}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-nonces", Value: d.MaxNonces, Usage: "Hawk nonces remembered for replay checks (when full, the clients holding the most lose their oldest first)", EnvVars: []string{"TCAUTH_SIDECAR_MAX_NONCES"}}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "negative-cache-size", Value: d.NegativeCacheSize, Usage: "unknown clientIds remembered (an LRU apart from the client cache)", EnvVars: []string{"TCAUTH_SIDECAR_NEGATIVE_CACHE_SIZE"}}),
+		altsrc.NewFloat64Flag(&cli.Float64Flag{Name: "unknown-client-rate", Value: d.UnknownClientRate, Usage: "per source: control-plane lookups per second of clientIds not cached (429 over budget)", EnvVars: []string{"TCAUTH_SIDECAR_UNKNOWN_CLIENT_RATE"}}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "unknown-client-burst", Value: d.UnknownClientBurst, Usage: "per source: burst of lookups of clientIds not cached", EnvVars: []string{"TCAUTH_SIDECAR_UNKNOWN_CLIENT_BURST"}}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-unknown-fetches", Value: d.MaxUnknownFetches, Usage: "lookups of clientIds not cached in flight at once, all sources together", EnvVars: []string{"TCAUTH_SIDECAR_MAX_UNKNOWN_FETCHES"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "disable-replay-check", Usage: "do not reject a repeated Hawk nonce (the reference has no such check)", EnvVars: []string{"TCAUTH_SIDECAR_DISABLE_REPLAY_CHECK"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"TCAUTH_LOG_LEVEL"}}),
 	}
@@ -70,7 +77,11 @@ func sidecarCommand() *cli.Command {
 			cfg.FeedWait = c.Duration("feed-wait")
 			cfg.ClientCacheSize, cfg.ExpandedCacheSize = c.Int("client-cache-size"), c.Int("expanded-cache-size")
 			cfg.UpstreamTimeout = c.Duration("upstream-timeout")
+			cfg.BodyReadTimeout, cfg.PublicHosts = c.Duration("body-read-timeout"), c.StringSlice("public-host")
 			cfg.ForwardAuthorization, cfg.DisableReplayCheck = c.Bool("forward-authorization"), c.Bool("disable-replay-check")
+			cfg.MaxNonces, cfg.NegativeCacheSize = c.Int("max-nonces"), c.Int("negative-cache-size")
+			cfg.UnknownClientRate, cfg.UnknownClientBurst = c.Float64("unknown-client-rate"), c.Int("unknown-client-burst")
+			cfg.MaxUnknownFetches = c.Int("max-unknown-fetches")
 			cfg.Logger = newLogger(c.String("log-level"))
 			sc, err := sidecar.New(cfg)
 			if err != nil {
