@@ -117,6 +117,10 @@ func (s *Server) clusterRemove(c *call) error {
 		return apiErr(protocol.CodeResourceNotFound, "Node %s is not a member of the cluster", id)
 	}
 	if err := cl.Remove(c.r.Context(), id); err != nil {
+		if errors.Is(err, raftstore.ErrLastVoter) {
+			return apiErr(protocol.CodeRequestConflict, "Node %s is the cluster's last voter: without it no leader can ever be "+
+				"elected and no write accepted. Add another node first (controlplane --join), then remove this one", id)
+		}
 		return err
 	}
 	s.log.Info("node removed from the cluster", "node", id, "by", c.clientID())

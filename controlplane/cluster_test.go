@@ -39,6 +39,7 @@ func TestClusterForwarding(t *testing.T) {
 		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 		cfg.StaticClients = []StaticClient{{ClientID: "static/taskcluster/root", AccessToken: rootTok}}
 		cfg.Logger = quietLogger()
+		cfg.PeerKeyring = cluster.Keyring
 		srv, err := New(cfg, NewRaftStore(node))
 		if err != nil {
 			t.Fatal(err)

@@ -39,6 +39,14 @@ func TestClusterEndpoints(t *testing.T) {
 	expectError(t, e.api("DELETE", "/tcauth/cluster/members/nope", asRoot()), 404, "ResourceNotFound")
 	expectError(t, e.api("DELETE", "/tcauth/cluster/members/a%20b", asRoot()), 400, "InvalidRequestArguments")
 	expectError(t, e.api("DELETE", "/tcauth/cluster/members/node0", lister), 403, "InsufficientScopes")
+	// the last voter: 409 in Taskcluster's shape, and the node still leads
+	m = expectError(t, e.api("DELETE", "/tcauth/cluster/members/node0", asRoot()), 409, "RequestConflict")
+	if !strings.Contains(m["message"].(string), "last voter") {
+		t.Errorf("409 does not say why: %v", m["message"])
+	}
+	if !node.IsLeader() {
+		t.Fatal("refused removal of the last voter changed the cluster")
+	}
 
 	// a single node has nobody to hand leadership to
 	expectError(t, e.api("POST", "/tcauth/cluster/transfer-leadership", asRoot()), 503, "InternalServerError")

@@ -31,6 +31,13 @@ type Config struct {
 	// believed: the Hawk MAC covers host and port, so an untrusted caller
 	// must not be able to choose them. Empty = trust nobody.
 	TrustedProxies []netip.Prefix
+	// PeerKeyring authenticates the nodes of one cluster to each other
+	// (peer tickets, peer.go): the cluster's token keyring, which every
+	// node holds. nil = a random key of the process: the node is its own
+	// only peer (enough for a single node; other nodes' reportLastUsed
+	// calls are refused and their forward markers ignored). Being in
+	// TrustedProxies never makes a caller a peer.
+	PeerKeyring Sealer
 	// StaleReads serves client/role reads from local state on followers
 	// instead of forwarding them to the leader. Default false (linearizable).
 	StaleReads bool

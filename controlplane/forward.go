@@ -14,8 +14,13 @@ import (
 	"github.com/tcauth/tcauth/protocol"
 )
 
-// forwardedHeader marks a request a follower forwarded; a node that gets
-// one while not leading answers 503 instead of forwarding again (no loops).
+// forwardedHeader marks a request a follower forwarded, with the
+// follower's forward ticket (peer.go) as its value: a node that gets a
+// valid one while not leading answers 503 instead of forwarding again (no
+// loops), and stamps its applied index on the answer. An invalid or
+// missing ticket is ignored; the header grants nothing else, and in
+// particular nothing about the caller, whom the leader authenticates from
+// the caller's own Hawk signature.
 const forwardedHeader = "X-Tcauth-Forwarded"
 
 // forwarder reverse-proxies a request, unchanged, to the leader's published
@@ -35,6 +40,7 @@ type forwardInfo struct {
 	port   int
 	source string
 	proto  string
+	ticket string // this node's forward ticket (peer.go)
 }
 
 func newForwarder(s *Server) *forwarder {
@@ -50,7 +56,8 @@ func newForwarder(s *Server) *forwarder {
 			pr.Out.Header.Set("X-Forwarded-Port", strconv.Itoa(info.port))
 			pr.Out.Header.Set("X-Forwarded-Proto", info.proto)
 			pr.Out.Header.Set("X-Forwarded-For", info.source)
-			pr.Out.Header.Set(forwardedHeader, "1")
+			pr.Out.Header.Set(forwardedHeader, info.ticket)
+			pr.Out.Header.Del(peerHeader)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			c := r.Context().Value(callKey{}).(*call)
@@ -66,7 +73,12 @@ func newForwarder(s *Server) *forwarder {
 		ModifyResponse: func(resp *http.Response) error {
 			c := resp.Request.Context().Value(callKey{}).(*call)
 			c.status = resp.StatusCode
-			f.awaitIndex(resp.Request.Context(), resp.Header.Get(appliedIndexHeader))
+			// A refusal handed off while catching up (handOff) is not
+			// held: read-your-writes is about this node's own forwards,
+			// and holding would add the whole catch-up to the answer.
+			if !c.handedOff {
+				f.awaitIndex(resp.Request.Context(), resp.Header.Get(appliedIndexHeader))
+			}
 			return nil
 		},
 	}
@@ -135,7 +147,7 @@ func (f *forwarder) awaitIndex(ctx context.Context, header string) {
 
 func (f *forwarder) serve(c *call) {
 	s := f.s
-	if c.r.Header.Get(forwardedHeader) != "" && s.trusted(c.r) {
+	if c.byPeer {
 		c.fail(errNoLeader) // leadership moved while the request was in flight
 		return
 	}
@@ -150,7 +162,12 @@ func (f *forwarder) serve(c *call) {
 	if req.Port == 443 {
 		proto = "https"
 	}
-	info := forwardInfo{target: target, port: req.Port, source: req.SourceIP, proto: proto}
+	ticket, err := s.peers.forward()
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	info := forwardInfo{target: target, port: req.Port, source: req.SourceIP, proto: proto, ticket: ticket}
 	ctx, cancel := context.WithTimeout(c.r.Context(), s.cfg.ForwardTimeout)
 	defer cancel()
 	ctx = context.WithValue(context.WithValue(ctx, forwardKey{}, info), callKey{}, c)

@@ -49,6 +49,45 @@ func (s *Server) heartbeat(c *call) error {
 	return nil
 }
 
+// readiness reports whether this node can authenticate from current
+// state (DESIGN.md "Health endpoints"): its state is caught up with the
+// leader's commit index, a leader is known (writes and hand-offs need one)
+// and its applied state holds this node's configured static clients. 200
+// or 503 with Retry-After, and a body naming what is not ready. Liveness
+// is /__lbheartbeat__; leader selection /__heartbeat__.
+func (s *Server) readiness(c *call) error {
+	caughtUp := s.caughtUp()
+	leaderKnown := s.store.IsLeader() || s.store.LeaderAPIAddress() != ""
+	staticOK := !s.needsStaticSync()
+	var notReady []string
+	if !caughtUp {
+		notReady = append(notReady, "state not yet caught up with the leader's commit index")
+	}
+	if !leaderKnown {
+		notReady = append(notReady, "no leader known")
+	}
+	if !staticOK {
+		notReady = append(notReady, "the static clients of this node's configuration are not applied yet")
+	}
+	status := http.StatusOK
+	if len(notReady) > 0 {
+		status = http.StatusServiceUnavailable
+		c.w.Header().Set("Retry-After", retryAfterSeconds)
+	} else {
+		notReady = []string{}
+	}
+	b, err := marshalPretty(map[string]any{
+		"ready": len(notReady) == 0, "notReady": notReady, "raftState": s.store.RaftState(),
+		"caughtUp": caughtUp, "leaderKnown": leaderKnown, "staticClientsApplied": staticOK,
+		"appliedIndex": s.store.AppliedIndex(),
+	})
+	if err != nil {
+		return err
+	}
+	c.writeJSON(status, b)
+	return nil
+}
+
 func (s *Server) authenticateHawk(c *call) error {
 	m := c.input.(map[string]any)
 	req := protocol.Request{
@@ -66,6 +105,11 @@ func (s *Server) authenticateHawk(c *call) error {
 	res := s.authn.Authenticate(c.r.Context(), req)
 	if res.Err != nil {
 		return res.Err
+	}
+	// "auth-failed" is a 200 here, so fail's hand-off does not see it: a
+	// node that is catching up lets the leader judge (or answers 503).
+	if res.Status == protocol.StatusFailed && c.handOff() {
+		return nil
 	}
 	if b, ok := appendSuccessPretty(make([]byte, 0, 256), res); ok {
 		c.writeJSON(http.StatusOK, b)
@@ -303,20 +347,3 @@ var lastUsedSchema = func() *schema {
 	schemaIDs[s] = "tcauth-last-used-request"
 	return s
 }()
-
-// reportLastUsed receives a follower's batch of lastDateUsed bumps. Only
-// configured peers (TrustedProxies) may call it: it carries no Hawk
-// signature because the nodes hold no credentials of their own, and a
-// forged call could only move lastDateUsed.
-func (s *Server) reportLastUsed(c *call) error {
-	if !s.trusted(c.r) {
-		return apiErr(protocol.CodeInsufficientScopes, "Only control-plane peers may report lastDateUsed.")
-	}
-	for id, v := range c.input.(map[string]any)["lastUsed"].(map[string]any) {
-		t, err := parseDateTime(v.(string))
-		if err == nil {
-			s.lastUsed.add(id, t)
-		}
-	}
-	return c.reply(struct{}{})
-}

@@ -172,6 +172,11 @@ func (s *Server) sendLastUsed(ctx context.Context, batch map[string]time.Time) e
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	ticket, err := s.peers.issue(purposeLastUsed, b)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(peerHeader, ticket)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -372,6 +372,7 @@ func newFollower(t *testing.T, leader *testEnv, mut ...func(*Config)) (*Server, 
 	cfg := DefaultConfig()
 	cfg.Now = func() time.Time { return frozen }
 	cfg.Logger = leader.srv.log
+	cfg.PeerKeyring = leader.srv.peers.sealer() // one cluster, one keyring
 	for _, m := range mut {
 		m(&cfg)
 	}
@@ -435,7 +436,11 @@ func TestForwardedHeadersNeedTrust(t *testing.T) {
 	expectStatus(t, trusting.api("GET", "/scopes/current", asRoot(), viaHost("tc.example.com")), 200)
 	// A forwarded request reaching a non-leader is not forwarded again.
 	trusting.mem.setLeader(false, trusting.base)
-	expectStatus(t, trusting.api("DELETE", "/clients/x", asRoot(), withHeader(forwardedHeader, "1")), 503)
+	ticket, err := trusting.srv.peers.forward()
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, trusting.api("DELETE", "/clients/x", asRoot(), withHeader(forwardedHeader, ticket)), 503)
 	// Only peers may report lastDateUsed.
 	expectError(t, e.api("POST", "/tcauth/internal/last-used", withBody(`{"lastUsed":{}}`)), 403, "InsufficientScopes")
 }

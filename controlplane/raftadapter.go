@@ -84,6 +84,11 @@ func (a raftStore) LinearizableRead(ctx context.Context) error {
 
 func (a raftStore) IsLeader() bool { return a.rs.IsLeader() }
 
+// CaughtUp and WaitCaughtUp make the adapter a CatchUpReporter.
+func (a raftStore) CaughtUp() bool { return a.rs.CaughtUp() }
+
+func (a raftStore) WaitCaughtUp(ctx context.Context) error { return a.rs.WaitCaughtUp(ctx) }
+
 func (a raftStore) RaftState() string { return strings.ToLower(a.rs.State()) }
 
 func (a raftStore) LeaderAPIAddress() string {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/scopeengine"
 )
 
@@ -44,7 +45,7 @@ type route struct {
 
 // paramPatterns are the builder-level path-parameter patterns (API.md §1).
 var paramPatterns = map[string]string{
-	"clientId":    `^[A-Za-z0-9!@/:.+|_-]+$`,
+	"clientId":    protocol.ClientIDPattern, // shared with the sidecar, which refuses other ids locally
 	"roleId":      `^[\x20-\x7e]+$`,
 	"account":     `^[a-z0-9]{3,24}$`,
 	"table":       `^[A-Za-z][A-Za-z0-9]{2,62}$`,
@@ -117,6 +118,9 @@ func (s *Server) buildRoutes() []*route {
 		{name: "ping", method: "GET", path: p("ping"), handler: s.ping},
 		{name: "lbheartbeat", method: "GET", path: p("__lbheartbeat__"), handler: s.lbheartbeat},
 		{name: "version", method: "GET", path: p("__version__"), handler: s.version},
+		// tcauth extension: readiness (not Dockerflow, which has none), named
+		// like Kubernetes' own /readyz and the sidecar's.
+		{name: "readiness", method: "GET", path: p("readyz"), handler: s.readiness},
 		{name: "heartbeat", method: "GET", path: p("__heartbeat__"), query: []queryParam{{"standbyok", regexp.MustCompile(`^(true|false)$`), "/^(true|false)$/"}}, handler: s.heartbeat},
 
 		{name: "listClients", method: "GET", path: p("clients"), tmpl: tmpl(`"auth:list-clients"`), query: []queryParam{qPrefix, qContinuation, qLimit}, kind: kindRead, handler: s.listClients},
@@ -164,7 +168,8 @@ func (s *Server) buildRoutes() []*route {
 		{name: "watchChanges", method: "GET", path: p("tcauth", "changes"), tmpl: tmpl(`"auth:tcauth:watch-changes"`),
 			query: []queryParam{{"after", regexp.MustCompile(`^[0-9]+$`), "/^[0-9]+$/"}, {"wait", regexp.MustCompile(`^[0-9]+$`), "/^[0-9]+$/"}}, handler: s.watchChanges},
 		{name: "clientCredentials", method: "GET", path: p("tcauth", "clients", ":clientId", "credentials"), tmpl: tmpl(`"auth:tcauth:verify-clients"`), handler: s.clientCredentials},
-		{name: "reportLastUsed", method: "POST", path: p("tcauth", "internal", "last-used"), input: lastUsedSchema, kind: kindWrite, handler: s.reportLastUsed},
+		// Peers only (peer.go); served where it arrives, never forwarded.
+		{name: "reportLastUsed", method: "POST", path: p("tcauth", "internal", "last-used"), input: lastUsedSchema, handler: s.reportLastUsed},
 	}
 	rs = append(rs, s.clusterRoutes()...)
 	for _, r := range rs {

@@ -41,6 +41,11 @@ type Server struct {
 	started  time.Time
 	lastUsed *lastUsedBatcher
 	forward  *forwarder
+	// caughtUp and waitCaughtUp are the store's CatchUpReporter (always
+	// caught up without one).
+	caughtUp     func() bool
+	waitCaughtUp func(context.Context) error
+	peers        *peerTickets
 
 	staticMu     sync.Mutex
 	staticSynced bool // static clients synced during the current leadership
@@ -67,6 +72,11 @@ func New(cfg Config, store Store) (*Server, error) {
 	s.authn = &protocol.Authenticator{Clients: s.clients, Scopes: resolverOps{store, memo}, Now: cfg.Now,
 		Certificates: protocol.NewCertificateCache(protocol.DefaultCertificateCacheSize)}
 	s.forward = newForwarder(s)
+	s.caughtUp, s.waitCaughtUp = func() bool { return true }, func(context.Context) error { return nil }
+	if cr, ok := store.(CatchUpReporter); ok {
+		s.caughtUp, s.waitCaughtUp = cr.CaughtUp, cr.WaitCaughtUp
+	}
+	s.peers = &peerTickets{keyring: cfg.PeerKeyring, now: cfg.Now}
 	s.routes = s.buildRoutes()
 	return s, nil
 }
@@ -136,6 +146,12 @@ type call struct {
 	now     time.Time
 	auth    *protocol.Result
 	status  int
+	// handedOff: a refusal of this call was passed to the leader (or
+	// answered 503) because this node is not caught up; at most once.
+	handedOff bool
+	// byPeer: another node of the cluster forwarded this request (a valid
+	// forward ticket, not merely a trusted source address).
+	byPeer bool
 }
 
 // apiErr builds an APIError with the status of code.
@@ -148,6 +164,15 @@ func apiErr(code, format string, args ...any) *protocol.APIError {
 
 var errNoLeader = &protocol.APIError{Code: protocol.CodeInternalServerError, Status: http.StatusServiceUnavailable,
 	Message: "No Raft leader is available at the moment; retry later."}
+
+// errNotCurrent answers a refusal this node cannot confirm: its state is
+// not known to be current and no leader can decide instead.
+var errNotCurrent = &protocol.APIError{Code: protocol.CodeInternalServerError, Status: http.StatusServiceUnavailable,
+	Message: "This node is catching up with the cluster and cannot yet tell whether these credentials are valid; retry shortly."}
+
+// retryAfterSeconds is the Retry-After of 503 answers that a retry soon is
+// expected to fix (no leader, catching up): about one election timeout.
+const retryAfterSeconds = "1"
 
 var errOutcomeUnknown = &protocol.APIError{Code: protocol.CodeInternalServerError, Status: http.StatusServiceUnavailable,
 	Message: "The leader changed before this write was known to commit: it may or may not take effect. Read the resource before retrying."}
@@ -169,10 +194,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Headers", "X-Requested-With,Content-Type,Authorization,Accept,Origin,Cache-Control")
 	h.Set("Cache-Control", "no-store no-cache must-revalidate")
 
-	if r.Header.Get(forwardedHeader) != "" && s.trusted(r) {
+	byPeer := s.forwardedByPeer(r)
+	if byPeer {
 		w = &indexStampingWriter{ResponseWriter: w, index: s.store.AppliedIndex}
 	}
-	c := &call{s: s, w: w, r: r, now: s.cfg.Now()}
+	c := &call{s: s, w: w, r: r, now: s.cfg.Now(), byPeer: byPeer}
 	name := "unknown"
 	defer func() {
 		if v := recover(); v != nil {
@@ -214,9 +240,9 @@ func (s *Server) matchRoute(r *http.Request) (*route, map[string]string, bool) {
 	escaped := r.URL.EscapedPath()
 	rest, ok := strings.CutPrefix(escaped, apiPrefix)
 	if !ok || (rest != "" && rest[0] != '/') {
-		// Dockerflow endpoints are also served at the root.
+		// Dockerflow endpoints (and /readyz) are also served at the root.
 		switch escaped {
-		case "/__heartbeat__", "/__lbheartbeat__", "/__version__":
+		case "/__heartbeat__", "/__lbheartbeat__", "/__version__", "/readyz":
 			rest = escaped
 		default:
 			return nil, nil, false
@@ -251,14 +277,20 @@ func (c *call) serve() {
 	switch c.route.kind {
 	case kindWrite:
 		if !s.store.IsLeader() {
-			s.forward.serve(c)
+			c.forwardChecked()
 			return
 		}
 	case kindRead:
+		if s.cfg.StaleReads && !s.caughtUp() && !s.store.IsLeader() {
+			// Stale reads are served from local state only once it is
+			// current: right after a restart it may lack anything.
+			c.forwardChecked()
+			return
+		}
 		if !s.cfg.StaleReads {
 			if err := s.store.LinearizableRead(r.Context()); err != nil {
 				if errors.Is(err, ErrNotLeader) {
-					s.forward.serve(c)
+					c.forwardChecked()
 					return
 				}
 				c.fail(err)
@@ -552,6 +584,9 @@ func (c *call) fail(err error) {
 		c.route = &route{name: "unknown"}
 	}
 	var ae *protocol.APIError
+	if errors.As(err, &ae) && isRefusal(ae, c.route) && c.handOff() {
+		return
+	}
 	switch {
 	case errors.As(err, &ae):
 	case errors.Is(err, ErrNotLeader):
@@ -568,8 +603,13 @@ func (c *call) fail(err error) {
 	if ae.Status == http.StatusUnauthorized {
 		c.w.Header().Set("WWW-Authenticate", "hawk")
 	}
-	if ae == errNoLeader && c.route.kind == kindWrite {
+	// Both are answered before anything was proposed (errNotCurrent
+	// replaces a refusal, which changes nothing), so a retry is safe.
+	if (ae == errNoLeader || ae == errNotCurrent) && c.route.kind == kindWrite {
 		c.w.Header().Set(NotAppliedHeader, "true")
+	}
+	if ae == errNoLeader || ae == errNotCurrent {
+		c.w.Header().Set("Retry-After", retryAfterSeconds)
 	}
 	payload := c.payload
 	if ae.Code == protocol.CodeAuthenticationFailed {
@@ -583,6 +623,61 @@ func (c *call) fail(err error) {
 		b = []byte(`{"code":"InternalServerError"}`)
 	}
 	c.writeJSON(ae.Status, b)
+}
+
+// isRefusal reports whether ae denies something that local state could be
+// too old to know: 401 (unknown client, bad MAC after a token reset), 403
+// (scopes granted by a role change not applied yet) and 404 (a client or
+// role not there yet). A path that matches no route is not one.
+func isRefusal(ae *protocol.APIError, rt *route) bool {
+	switch ae.Status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return rt != nil && rt.name != "unknown"
+	}
+	return false
+}
+
+// maxCatchUpWait bounds how long a refusal that cannot be handed to the
+// leader waits for this node to catch up before it becomes a 503.
+var maxCatchUpWait = 2 * time.Second // a variable only so that tests can shorten it
+
+// handOff takes over a refusal while this node's state is not known to be
+// current (after a restart, a rejoin or a leadership change, until
+// CaughtUp): hashicorp/raft applies the log after a restart only once it
+// hears the leader's commit index, and official clients do not retry a
+// 401, so answering from such state would fail valid callers. A follower
+// that knows the leader's address forwards the request, and the leader
+// decides from current state. Otherwise (the leader itself before its
+// barrier, a request a peer already forwarded, a restarted node whose
+// state does not yet name the leader's address) the request waits up to
+// maxCatchUpWait for this node to catch up and is then served again from
+// current state; failing that it gets 503 with Retry-After (official
+// clients retry 5xx). It reports whether it answered; once caught up it
+// costs one atomic load.
+func (c *call) handOff() bool {
+	s := c.s
+	if c.handedOff || s.caughtUp() {
+		return false
+	}
+	c.handedOff = true
+	// The body was read already; the leader (or the second pass) needs it
+	// as sent: the Hawk payload hash covers it.
+	c.r.Body = io.NopCloser(bytes.NewReader(c.body))
+	c.r.ContentLength = int64(len(c.body))
+	c.r.TransferEncoding = nil
+	if !s.store.IsLeader() && !c.byPeer && s.store.LeaderAPIAddress() != "" {
+		s.forward.serve(c)
+		return true
+	}
+	ctx, cancel := context.WithTimeout(c.r.Context(), maxCatchUpWait)
+	defer cancel()
+	if err := s.waitCaughtUp(ctx); err != nil {
+		c.fail(errNotCurrent)
+		return true
+	}
+	c.auth, c.input, c.query = nil, nil, nil
+	c.serve()
+	return true
 }
 
 // marshalPretty is JSON.stringify(v, null, 2): two-space indent and no

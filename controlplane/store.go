@@ -56,6 +56,21 @@ type Store interface {
 	PublishAPIAddress(ctx context.Context, url string) error
 }
 
+// CatchUpReporter is implemented by a Store that knows whether its applied
+// state is current: CaughtUp is false after a restart, a rejoin or a
+// leadership change until the node has applied the commit index the
+// current leader had (raftstore.Store.CaughtUp). While it is false the
+// server does not trust a refusal computed from local state ("unknown
+// client", bad MAC, missing scopes, not found): the leader decides, or the
+// caller gets 503 with Retry-After. A Store without it counts as always
+// caught up (a single in-memory store is). CaughtUp is called on refusals
+// only, so it must be cheap but need not be free; WaitCaughtUp returns
+// once it is true, or an error when ctx ends first.
+type CatchUpReporter interface {
+	CaughtUp() bool
+	WaitCaughtUp(ctx context.Context) error
+}
+
 // Errors a Store returns (wrapped or not): raftstore's sentinels, so that
 // the adapter passes them through unchanged. ErrCompacted is Changes'
 // answer when `after` is older than the oldest change it still knows: the

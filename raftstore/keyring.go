@@ -105,8 +105,14 @@ type keyringFile struct {
 	Keys    map[string]string `json:"keys"`
 }
 
+// ErrBadKeyring: a keyring file exists but cannot be used (not JSON, cut
+// short, a key of the wrong length, no key for the primary term).
+var ErrBadKeyring = errors.New("raftstore: damaged keyring file")
+
 // LoadKeyringFile reads a keyring file. It refuses files other users can
-// read: the keys protect every access token.
+// read: the keys protect every access token. A damaged file is an
+// ErrBadKeyring whose message names the file and the remedy, because a
+// keyring cannot be replaced by a new one: only a copy opens the tokens.
 func LoadKeyringFile(path string) (*Keyring, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -119,19 +125,31 @@ func LoadKeyringFile(path string) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
+	k, err := parseKeyring(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v; nothing was changed. Restore this file from another node or from your backup of it "+
+			"(a new keyring cannot open the stored access tokens)", ErrBadKeyring, path, err)
+	}
+	return k, nil
+}
+
+func parseKeyring(data []byte) (*Keyring, error) {
 	var f keyringFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("raftstore: keyring %s: %w", path, err)
+		return nil, fmt.Errorf("not a keyring (%v)", err)
+	}
+	if len(f.Keys) == 0 {
+		return nil, errors.New("the file holds no keys")
 	}
 	keys := make(map[uint32][]byte, len(f.Keys))
 	for t, b64 := range f.Keys {
 		term, err := strconv.ParseUint(t, 10, 32)
 		if err != nil {
-			return nil, fmt.Errorf("raftstore: keyring %s: bad term %q", path, t)
+			return nil, fmt.Errorf("bad term %q", t)
 		}
 		key, err := base64.StdEncoding.DecodeString(b64)
 		if err != nil {
-			return nil, fmt.Errorf("raftstore: keyring %s: term %s: %w", path, t, err)
+			return nil, fmt.Errorf("term %s: %v", t, err)
 		}
 		keys[uint32(term)] = key
 	}

@@ -2,9 +2,11 @@ package raftstore
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -76,5 +78,40 @@ func TestKeyringFileRotation(t *testing.T) {
 	os.Chmod(path, 0o644)
 	if _, err := LoadKeyringFile(path); err == nil {
 		t.Fatal("world-readable keyring accepted")
+	}
+}
+
+// TestLoadKeyringFileDamaged: every way a keyring file can be damaged is an
+// ErrBadKeyring naming the file and the remedy, on one line.
+func TestLoadKeyringFileDamaged(t *testing.T) {
+	good := filepath.Join(t.TempDir(), "keyring.json")
+	if _, err := GenerateKeyringFile(good); err != nil {
+		t.Fatal(err)
+	}
+	whole, _ := os.ReadFile(good)
+	short := base64.StdEncoding.EncodeToString([]byte("sixteen byte key"))
+	for name, data := range map[string][]byte{
+		"empty":           nil,
+		"cut short":       whole[:len(whole)/2],
+		"garbage":         []byte("\x00\x01not json"),
+		"no keys":         []byte(`{"primary": 1, "keys": {}}`),
+		"primary missing": []byte(`{"primary": 2, "keys": {"1": "` + base64.StdEncoding.EncodeToString(make([]byte, 32)) + `"}}`),
+		"short key":       []byte(`{"primary": 1, "keys": {"1": "` + short + `"}}`),
+		"bad base64":      []byte(`{"primary": 1, "keys": {"1": "!!!"}}`),
+		"bad term":        []byte(`{"primary": 1, "keys": {"one": "AAAA"}}`),
+		"json of another": []byte(`[1, 2, 3]`),
+	} {
+		path := filepath.Join(t.TempDir(), "keyring.json")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadKeyringFile(path)
+		if !errors.Is(err, ErrBadKeyring) {
+			t.Errorf("%s: %v, want ErrBadKeyring", name, err)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "backup") || strings.Contains(msg, "\n") {
+			t.Errorf("%s: message lacks the file or the remedy: %q", name, msg)
+		}
 	}
 }

@@ -76,7 +76,7 @@ func NewTestCluster(t testing.TB, n int) *TestCluster {
 		c.Nodes = append(c.Nodes, s)
 		if i == 0 {
 			c.WaitLeader()
-		} else if err := c.Leader().Join(context.Background(), name, s.RaftAddr()); err != nil {
+		} else if err := c.join(name, s.RaftAddr()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,6 +88,20 @@ func NewTestCluster(t testing.TB, n int) *TestCluster {
 		}
 	})
 	return c
+}
+
+// join adds a node through whichever node leads, retrying: on a busy
+// machine the leader can step down (lease timeout) while a join is under
+// way.
+func (c *TestCluster) join(name, addr string) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = c.WaitLeader().Join(context.Background(), name, addr); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return err
 }
 
 // Leader returns the current leader among running nodes, or nil.

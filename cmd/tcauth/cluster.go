@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
 
 	"github.com/urfave/cli/v2"
 
@@ -64,7 +70,9 @@ func clusterCommand() *cli.Command {
 				Usage: "back up or restore the whole state (tokens stay sealed with the cluster keyring)",
 				Subcommands: []*cli.Command{
 					{Name: "save", Usage: "write a backup to FILE (- for stdout)", ArgsUsage: "FILE", Action: snapshotSave},
-					{Name: "restore", Usage: "replace the cluster's state with the backup in FILE", ArgsUsage: "FILE", Action: snapshotRestore},
+					{Name: "restore", Usage: "replace the cluster's state with the backup in FILE (shows what it replaces; asks, or --force)", ArgsUsage: "FILE",
+						Flags:  []cli.Flag{&cli.BoolFlag{Name: "force", Usage: "restore without asking (needed when stdin is not a terminal)"}},
+						Action: snapshotRestore},
 				},
 			},
 		},
@@ -123,8 +131,15 @@ func snapshotRestore(c *cli.Context) error {
 	if err != nil {
 		return badInput("%v", err)
 	}
+	backup, err := raftstore.SummarizeBackup(bytes.NewReader(data))
+	if err != nil {
+		return badInput("%s: %v", path, err)
+	}
 	client, err := apiClient()
 	if err != nil {
+		return err
+	}
+	if err := confirmRestore(c, client, path, backup); err != nil {
 		return err
 	}
 	resp, err := client.DoRaw(c.Context, http.MethodPut, "/tcauth/cluster/snapshot", nil, "application/x-ndjson", data)
@@ -134,4 +149,55 @@ func snapshotRestore(c *cli.Context) error {
 	resp.Body.Close()
 	fmt.Fprintf(c.App.ErrWriter, "restored %s (%d bytes)\n", path, len(data))
 	return nil
+}
+
+// confirmRestore shows what a restore replaces with what, and goes on only
+// with --force or a "yes" typed at a terminal: a restore replaces every
+// client and role, and a script must say so explicitly.
+func confirmRestore(c *cli.Context, client *tcclient.Client, path string, backup raftstore.BackupSummary) error {
+	w := c.App.ErrWriter
+	fmt.Fprintf(w, "restoring %s into %s replaces ALL of the cluster's clients and roles:\n", path, client.RootURL)
+	fmt.Fprintf(w, "  backup:  %s\n", describeState(backup))
+	if cur, err := currentState(c, client); err != nil {
+		fmt.Fprintf(w, "  cluster: unknown (%v)\n", err)
+	} else {
+		fmt.Fprintf(w, "  cluster: %s\n", describeState(cur))
+	}
+	if c.Bool("force") {
+		return nil
+	}
+	if !isTerminal(os.Stdin) {
+		return badInput("not restoring: stdin is not a terminal to confirm on; pass --force to restore")
+	}
+	fmt.Fprint(w, "type yes to restore: ")
+	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+	if strings.TrimSpace(line) != "yes" {
+		return badInput("not restored: the answer was not yes")
+	}
+	return nil
+}
+
+func currentState(c *cli.Context, client *tcclient.Client) (raftstore.BackupSummary, error) {
+	resp, err := client.DoRaw(c.Context, http.MethodGet, "/tcauth/cluster/snapshot", nil, "", nil)
+	if err != nil {
+		return raftstore.BackupSummary{}, err
+	}
+	defer resp.Body.Close()
+	return raftstore.SummarizeBackup(resp.Body)
+}
+
+func describeState(s raftstore.BackupSummary) string {
+	newest := "no recorded change"
+	if !s.Newest.IsZero() {
+		newest = "newest change " + s.Newest.UTC().Format(time.RFC3339) + " (" + s.NewestWhat + ")"
+	}
+	return fmt.Sprintf("%d clients, %d roles, %s", s.Clients, s.Roles, newest)
+}
+
+// isTerminal reports whether f is a terminal (TCGETS succeeds), not merely
+// a character device: /dev/null is one too, and nobody answers there.
+func isTerminal(f *os.File) bool {
+	var t syscall.Termios
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
+	return errno == 0
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,6 +41,7 @@ type nodeOptions struct {
 	StaticClients           []controlplane.StaticClient
 	TrustedProxies          []string
 	WebsocktunnelSecret     string
+	LastUsedInterval        time.Duration // 0 = controlplane's default
 	Logger                  *slog.Logger
 }
 
@@ -52,28 +55,32 @@ type runningNode struct {
 	rootNew  bool
 	cancel   context.CancelFunc
 	done     chan error
+	lock     *raftstore.DirLock
 }
 
-// startNode opens the store, starts the HTTP API and the background jobs.
-// The root access token is generated into the data directory on first
-// start; it is never logged.
+// startNode locks the data directory for this process (a second process
+// is told at once, with the holder's pid), then starts the node.
 func startNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
-	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+	lock, err := raftstore.LockDataDir(o.DataDir)
+	if err != nil {
 		return nil, err
 	}
-	keyringPath := o.KeyringPath
-	if keyringPath == "" {
-		keyringPath = filepath.Join(o.DataDir, "keyring.json")
-	}
-	keyring, err := raftstore.LoadKeyringFile(keyringPath)
-	if errors.Is(err, os.ErrNotExist) && (o.Bootstrap || o.KeyringPath == "") {
-		keyring, err = raftstore.GenerateKeyringFile(keyringPath)
-		if err == nil {
-			o.Logger.Info("generated a new token keyring; every node of the cluster needs a copy", "path", keyringPath)
-		}
-	}
+	n, err := startLockedNode(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
+		lock.Unlock()
+		return nil, err
+	}
+	n.lock = lock
+	return n, nil
+}
+
+// startLockedNode opens the store, starts the HTTP API and the background
+// jobs. The root access token is generated into the data directory on
+// first start; it is never logged.
+func startLockedNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
+	keyring, err := nodeKeyring(o)
+	if err != nil {
+		return nil, err
 	}
 	rootTok, rootNew, err := controlplane.EnsureRootToken(o.DataDir)
 	if err != nil {
@@ -111,6 +118,12 @@ func startNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
 	}
 	cfg.TrustedProxies, cfg.StaticClients, cfg.WebsocktunnelSecret, cfg.Logger = proxies, static, o.WebsocktunnelSecret, o.Logger
 	cfg.Cluster = store
+	// The nodes prove to each other that they belong to the cluster with
+	// the keyring they all hold (controlplane peer tickets).
+	cfg.PeerKeyring = keyring
+	if o.LastUsedInterval > 0 {
+		cfg.LastUsedInterval = o.LastUsedInterval
+	}
 	server, err := controlplane.New(cfg, controlplane.NewRaftStore(store))
 	if err != nil {
 		store.Close()
@@ -175,6 +188,7 @@ func (n *runningNode) stop() {
 	n.http.Shutdown(ctx)
 	n.cancel()
 	n.store.Close()
+	n.lock.Unlock()
 }
 
 // waitForSignal runs until SIGINT/SIGTERM or a fatal error, then stops the
@@ -220,6 +234,7 @@ func controlplaneCommand() *cli.Command {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "keyring", Usage: "token keyring file, the same on every node (default <data-dir>/keyring.json, generated when bootstrapping)", EnvVars: []string{"TCAUTH_KEYRING"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "static-clients", Usage: "JSON file: a list of {clientId, accessToken, description, scopes}", EnvVars: []string{"TCAUTH_STATIC_CLIENTS"}}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR whose X-Forwarded-* headers are believed (load balancers, peer nodes)", EnvVars: []string{"TCAUTH_TRUSTED_PROXIES"}}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "last-used-interval", Value: controlplane.DefaultConfig().LastUsedInterval, Usage: "how often batched lastDateUsed updates are committed", EnvVars: []string{"TCAUTH_LAST_USED_INTERVAL"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "websocktunnel-secret", Usage: "secret for websocktunnelToken", EnvVars: []string{"TCAUTH_WEBSOCKTUNNEL_SECRET"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"TCAUTH_LOG_LEVEL"}}),
 	}
@@ -242,6 +257,7 @@ func controlplaneCommand() *cli.Command {
 				RaftAdvertise: c.String("raft-advertise"), Bootstrap: c.Bool("bootstrap"), JoinURL: c.String("join"),
 				InsecureRaft: c.Bool("insecure-raft"), KeyringPath: c.String("keyring"),
 				TrustedProxies: c.StringSlice("trusted-proxy"), WebsocktunnelSecret: c.String("websocktunnel-secret"), Logger: log,
+				LastUsedInterval: c.Duration("last-used-interval"),
 			}
 			if ca, cert, key := c.String("tls-ca"), c.String("tls-cert"), c.String("tls-key"); ca != "" || cert != "" || key != "" {
 				tlsCfg, err := raftstore.LoadTLSConfig(ca, cert, key)
@@ -263,28 +279,53 @@ func controlplaneCommand() *cli.Command {
 			}
 			n, err := startNode(c.Context, o)
 			if err != nil {
+				// One line in the log as well as on stderr: a refused data
+				// directory says which file, what is wrong and what to do.
+				log.Error("control plane not started", "error", err.Error())
 				return err
 			}
 			// The token itself never reaches the log: only where it is.
 			log.Info("control plane started", "node", o.NodeID, "api", n.listener.Addr().String(), "raft", n.store.RaftAddr(),
 				"rootClientId", "static/taskcluster/root", "rootTokenFile", filepath.Join(o.DataDir, controlplane.RootTokenFile),
 				"rootTokenGenerated", n.rootNew)
+			// Readiness is the node's /readyz; the log line is for operators
+			// watching a (re)start: after it the node authenticates from
+			// current state, with this start's static clients applied.
+			go func() {
+				if err := waitReady(c.Context, "http://"+n.listener.Addr().String(), nil, 2*time.Minute); err != nil {
+					log.Warn("control plane not ready yet", "error", err.Error())
+					return
+				}
+				log.Info("control plane ready", "node", o.NodeID)
+			}()
 			return n.waitForSignal(log)
 		},
 	}
 }
 
-// waitReady waits until the node leads and answers ping.
-func waitReady(ctx context.Context, root string, store *raftstore.Store) error {
-	deadline := time.Now().Add(30 * time.Second)
+// waitReady waits until the node at root reports ready (/readyz: caught
+// up with the leader, a leader known, its configured static clients
+// applied) and, with creds, until a request signed with them really
+// authenticates there: what a caller of the printed credentials will do
+// next must work. It gives up after timeout.
+func waitReady(ctx context.Context, root string, creds *protocol.Credentials, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	cl := &tcclient.Client{RootURL: root, Credentials: creds}
+	why := "not answering"
 	for time.Now().Before(deadline) {
-		if store.IsLeader() {
-			resp, err := http.Get(root + "/api/auth/v1/ping")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
+		resp, err := http.Get(root + "/readyz")
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			why = fmt.Sprintf("/readyz %d %s", resp.StatusCode, bytes.TrimSpace(b))
+			if resp.StatusCode == http.StatusOK {
+				if creds == nil {
 					return nil
 				}
+				if err = cl.Do(ctx, http.MethodGet, "/scopes/current", nil, nil, nil); err == nil {
+					return nil
+				}
+				why = "ready, but a request signed with " + creds.ClientID + " failed: " + err.Error()
 			}
 		}
 		select {
@@ -293,5 +334,5 @@ func waitReady(ctx context.Context, root string, store *raftstore.Store) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return errors.New("the dev control plane did not become ready within 30s")
+	return fmt.Errorf("the control plane did not become ready within %s (%s)", timeout, why)
 }

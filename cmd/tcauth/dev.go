@@ -76,7 +76,10 @@ func devCommand() *cli.Command {
 				return err
 			}
 			root := "http://" + n.listener.Addr().String()
-			if err := waitReady(c.Context, root, n.store); err != nil {
+			// The banner promises working root credentials: print it only
+			// once a request signed with them authenticates.
+			rootCreds := &protocol.Credentials{ClientID: "static/taskcluster/root", AccessToken: n.rootTok}
+			if err := waitReady(c.Context, root, rootCreds, 30*time.Second); err != nil {
 				n.stop()
 				return err
 			}

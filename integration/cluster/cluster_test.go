@@ -155,7 +155,7 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("snapshot save: %v\n%s", err, out)
 	}
 	fresh := harness.StartCluster(t, harness.ClusterConfig{Keyring: c.KeyringPath()})
-	if out, err := fresh.CLI(2, "cluster", "snapshot", "restore", backup); err != nil {
+	if out, err := fresh.CLI(2, "cluster", "snapshot", "restore", "--force", backup); err != nil {
 		t.Fatalf("snapshot restore: %v\n%s", err, out)
 	}
 	for i := range fresh.Nodes {
@@ -170,7 +170,7 @@ func TestCluster(t *testing.T) {
 
 	// A backup restored with another keyring is refused and changes nothing.
 	other := harness.StartCluster(t, harness.ClusterConfig{Size: 1})
-	if out, err := other.CLI(0, "cluster", "snapshot", "restore", backup); err == nil {
+	if out, err := other.CLI(0, "cluster", "snapshot", "restore", "--force", backup); err == nil {
 		t.Errorf("restore into a cluster with a different keyring succeeded:\n%s", out)
 	}
 	if _, err := getRole(ctx(t), other.Client(0, nil), acked[0]); err == nil {

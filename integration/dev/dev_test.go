@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tcauth/tcauth/integration/harness"
+	"github.com/tcauth/tcauth/protocol"
 )
 
 func TestDev(t *testing.T) {
@@ -137,4 +138,81 @@ func TestDev(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("signed URL: %d", resp.StatusCode)
 	}
+}
+
+// TestDevBannerMeansReady: the banner prints root credentials, so a call
+// signed with them right after it must succeed — also without a sidecar,
+// whose own start used to hide that the static clients were not synced
+// yet. A few fresh starts, because the race is one of start-up order.
+func TestDevBannerMeansReady(t *testing.T) {
+	bin := harness.Bin(t)
+	for round := 0; round < 3; round++ {
+		cmd := exec.Command(bin, "dev", "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--sidecar-addr", "")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		root, tok := readBannerCredentials(t, stdout)
+		// No retry: the first call after the banner is the one users make.
+		url := root + "/api/auth/v1/scopes/current"
+		req, _ := http.NewRequest("GET", url, nil)
+		auth, err := protocol.SignRequest(protocol.Credentials{ClientID: "static/taskcluster/root", AccessToken: tok}, "GET", url, protocol.SignOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("round %d: the first call after the banner: %d %s", round, resp.StatusCode, body)
+		}
+		if r, err := http.Get(root + "/readyz"); err != nil || r.StatusCode != 200 {
+			t.Errorf("round %d: /readyz after the banner: %v %v", round, r, err)
+		} else {
+			r.Body.Close()
+		}
+		_ = cmd.Process.Signal(os.Interrupt)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("round %d: tcauth dev exit: %v\n%s", round, err, stderr.String())
+		}
+	}
+}
+
+// readBannerCredentials reads the banner up to its export lines.
+func readBannerCredentials(t *testing.T, stdout io.Reader) (root, token string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "export TASKCLUSTER_ROOT_URL="); ok {
+				root = v
+			}
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "export TASKCLUSTER_ACCESS_TOKEN="); ok {
+				token = v
+				break
+			}
+		}
+		go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no banner within 60 s")
+	}
+	if root == "" || token == "" {
+		t.Fatal("the banner lacks the root URL or token")
+	}
+	return root, token
 }

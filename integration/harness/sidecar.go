@@ -76,6 +76,12 @@ type Sidecar struct {
 // extra flags appended; it returns once /readyz answers 200.
 func (c *Cluster) StartSidecar(t testing.TB, name, upstream, routes string, extra ...string) *Sidecar {
 	t.Helper()
+	return c.StartSidecarVia(t, name, upstream, routes, 0, extra...)
+}
+
+// StartSidecarVia is StartSidecar with node `via` as its control plane.
+func (c *Cluster) StartSidecarVia(t testing.TB, name, upstream, routes string, via int, extra ...string) *Sidecar {
+	t.Helper()
 	s := &Sidecar{Routes: filepath.Join(c.Dir, name+"-routes.yaml")}
 	if err := os.WriteFile(s.Routes, []byte(routes), 0o600); err != nil {
 		t.Fatal(err)
@@ -84,7 +90,7 @@ func (c *Cluster) StartSidecar(t testing.TB, name, upstream, routes string, extr
 	listen, admin := FreeAddr(t), FreeAddr(t)
 	s.URL, s.Admin = "http://"+listen, admin
 	args := append([]string{"sidecar", "--listen", listen, "--admin-listen", admin, "--upstream", upstream,
-		"--control-plane", c.Nodes[0].URL(), "--routes", s.Routes, "--log-level", "debug"}, extra...)
+		"--control-plane", c.Nodes[via].URL(), "--routes", s.Routes, "--log-level", "debug"}, extra...)
 	s.Process = NewProcess(t, c.Bin, name, c.Dir, args...)
 	s.Env = []string{"TASKCLUSTER_CLIENT_ID=" + s.Creds.ClientID, "TASKCLUSTER_ACCESS_TOKEN=" + s.Creds.AccessToken}
 	c.Track(s.Process)
