@@ -18,9 +18,11 @@ import (
 //
 // Cutting a node's Raft link (its bridge port down) isolates it from its
 // peers while the test can still send it requests — how "leader isolated
-// in the minority" is observed. The sidecar lives in a namespace of its
-// own on the API net, with a direct link to the test (10.77.3.0/24), so it
-// can be cut off from the control plane while the test still calls it.
+// in the minority" is observed. The sidecars (one per node for the
+// probes, plus the sidecar-partition scenario's own) live in a namespace
+// of their own on the API net, with a direct link to the test
+// (10.77.3.0/24), so they can be cut off from the control plane while the
+// test still calls them.
 const (
 	apiBridge  = "tcr-api"
 	raftBridge = "tcr-raft"

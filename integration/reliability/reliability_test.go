@@ -38,12 +38,32 @@ type faultCluster struct {
 	mu      sync.Mutex
 	members []int
 	acked   []string // unique clients acknowledged over the whole run
+	// probeClients are the clients valid on every node, probed in every
+	// scenario after the one that created them.
+	probeClients []protocol.Credentials
+	fleet        *sidecarFleet
 }
 
 func (fc *faultCluster) memberList() []int {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	return append([]int(nil), fc.members...)
+}
+
+func (fc *faultCluster) setMembers(m []int) {
+	fc.mu.Lock()
+	fc.members = m
+	fc.mu.Unlock()
+}
+
+func without(list []int, x int) []int {
+	var out []int
+	for _, v := range list {
+		if v != x {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func startFaultCluster(t *testing.T) *faultCluster {
@@ -167,6 +187,9 @@ var scenarios = []scenario{
 		f := fc.follower(t)
 		l := fc.leader(t)
 		id := fc.Nodes[f].ID
+		// As an operator would, take the node out of rotation (the
+		// workload's and the probes' targets) before removing it.
+		fc.setMembers(without(fc.memberList(), f))
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if err := fc.Client(l, nil).Do(ctx, http.MethodDelete, "/tcauth/cluster/members/"+id, nil, nil, nil); err != nil {
@@ -177,15 +200,7 @@ var scenarios = []scenario{
 		if err := fc.Join(n, fc.Nodes[l]); err != nil {
 			t.Fatal(err)
 		}
-		fc.mu.Lock()
-		var m []int
-		for _, i := range fc.members {
-			if i != f {
-				m = append(m, i)
-			}
-		}
-		fc.members = append(m, len(fc.Nodes)-1)
-		fc.mu.Unlock()
+		fc.setMembers(append(fc.memberList(), len(fc.Nodes)-1))
 		return 2
 	}},
 	{"whole cluster restarted from disk", func(t *testing.T, fc *faultCluster) int {
@@ -205,6 +220,8 @@ var scenarios = []scenario{
 func TestFaults(t *testing.T) {
 	requireRun(t)
 	fc := startFaultCluster(t)
+	startNotes(t, fc)
+	fc.fleet = newSidecarFleet(t, fc)
 	t.Run("sidecar partitioned from the control plane", func(t *testing.T) { sidecarPartition(t, fc) })
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) { runScenario(t, fc, sc) })
@@ -225,15 +242,23 @@ func runScenario(t *testing.T, fc *faultCluster, sc scenario) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p, stopCreator := fc.startProbes(t, prefix)
+	defer p.stop()
+	defer stopCreator()
 	w := startWorkload(fc.Cluster, fc.memberList, keys, 6)
 	time.Sleep(1500 * time.Millisecond)
+	p.markFault()
 	row.faults = sc.fault(t, fc)
 	fc.settle(t)
 	time.Sleep(1500 * time.Millisecond) // load on the healed cluster
 	ops := w.stop()
+	fc.stopProbes(t, sc.name, p, stopCreator, &row)
 	row.ops = int(w.ops.Load())
 	t.Logf("%s: %d operations (writes ok %d, unknown %d, refused %d; reads ok %d, failed %d), %d unique creates acknowledged",
 		sc.name, row.ops, w.writesOK.Load(), w.writesUnknown.Load(), w.writesFailed.Load(), w.readsOK.Load(), w.readsFailed.Load(), len(w.ackedCreate))
+	if len(w.unknownWhy) > 0 {
+		t.Logf("%s: writes of unknown outcome, e.g.: %s", sc.name, strings.Join(w.unknownWhy, "; "))
+	}
 	if w.writesOK.Load() == 0 || w.readsOK.Load() == 0 {
 		t.Errorf("the workload made no progress")
 	}
@@ -340,6 +365,49 @@ func probeCreds(c *harness.Cluster) *protocol.Credentials {
 	return creds
 }
 
+// startProbes makes fresh probe clients, checks that every probe client
+// is valid on every node, and starts probing them everywhere (directly
+// and through the sidecars) plus a creator of new clients.
+func (fc *faultCluster) startProbes(t *testing.T, prefix string) (*prober, func() int) {
+	t.Helper()
+	fc.fleet.sync(t)
+	nodes := fc.memberList()
+	fresh := createProbeClients(t, fc.Cluster, fc.leader(t), nodes, "it/"+prefix, 3)
+	old := fc.probeClients
+	fc.probeClients = append(fc.probeClients, fresh...)
+	// Earlier scenarios' clients: they must be everywhere by now too.
+	for _, i := range nodes {
+		for _, cr := range old {
+			if err := harness.Eventually(10*time.Second, func() error {
+				resp, body, err := signedGet(context.Background(), cr, fc.Nodes[i].URL()+"/api/auth/v1/scopes/current", nodeProbeWait)
+				if err == nil && resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("%d %s", resp.StatusCode, body)
+				}
+				return err
+			}); err != nil {
+				t.Errorf("%s, acknowledged in an earlier scenario, not valid on %s before the fault: %v", cr.ClientID, fc.Nodes[i].ID, err)
+			}
+		}
+	}
+	p := startProber(allTargets(fc, fc.fleet), fc.probeClients)
+	return p, startClientCreator(fc.Cluster, fc.memberList, "it/"+prefix+"-new", p)
+}
+
+// stopProbes ends the probes, keeps the clients created meanwhile for
+// later scenarios and fills row.
+func (fc *faultCluster) stopProbes(t *testing.T, name string, p *prober, stopCreator func() int, row *summaryRow) {
+	t.Helper()
+	created := stopCreator()
+	p.stop()
+	p.mu.Lock()
+	for _, c := range p.clients[len(fc.probeClients):] {
+		fc.probeClients = append(fc.probeClients, c.creds)
+	}
+	p.mu.Unlock()
+	row.probes, row.refused = p.report(t, name)
+	t.Logf("%s: %d clients created and acknowledged during the scenario were probed too", name, created)
+}
+
 func restoreScenario(t *testing.T, fc *faultCluster) {
 	start := time.Now()
 	row := summaryRow{name: "snapshot restored into a new cluster", faults: 1}
@@ -351,13 +419,26 @@ func restoreScenario(t *testing.T, fc *faultCluster) {
 		t.Fatalf("snapshot save: %v\n%s", err, out)
 	}
 	fresh := harness.StartCluster(t, harness.ClusterConfig{Keyring: fc.KeyringPath()})
-	if out, err := fresh.CLI(0, "cluster", "snapshot", "restore", backup); err != nil {
+	if out, err := fresh.CLI(0, "cluster", "snapshot", "restore", "--force", backup); err != nil {
 		t.Fatalf("snapshot restore: %v\n%s", err, out)
 	}
 	// The probe client came with the backup; its token works on the new
 	// cluster because the keyring is the same.
 	probeOnce.Store(fresh.Dir, probeCreds(fc.Cluster))
+	// So did the clients the probes used: from the grace after the
+	// restore was acknowledged on, every node of the new cluster must
+	// authenticate them.
+	restored := time.Now()
+	p := startProber(clusterTargets(fresh, func() []int { return []int{0, 1, 2} }), nil)
+	defer p.stop()
+	p.markFault()
+	for _, c := range fc.probeClients {
+		p.add(c)
+	}
 	row.lost = checkAckedEverywhere(t, fresh, []int{0, 1, 2}, fc.acked)
+	time.Sleep(time.Until(restored.Add(newClientGrace + 2*time.Second)))
+	p.stop()
+	row.probes, row.refused = p.report(t, row.name)
 	row.ops = len(fc.acked)
 	countCrashes(fresh)
 }
@@ -380,13 +461,11 @@ func sidecarPartition(t *testing.T, fc *faultCluster) {
 		}
 		return protocol.Credentials{ClientID: id, AccessToken: out.AccessToken}
 	}
-	sidecarCreds := mk("it/ns-sidecar", "auth:tcauth:verify-clients", "auth:tcauth:watch-changes", "auth:list-roles", "auth:get-role:*")
+	sidecarCreds := mk("it/ns-sidecar", harness.SidecarScopes...)
 	alice := mk("it/alice", "notes:read:*")
 	bob := mk("it/bob", "notes:read:*")
 
 	prefix := []string{"ip", "netns", "exec", sidecarNS}
-	notes := harness.NewProcess(t, notesBinary(t, fc.Dir), "ns-notes", fc.Dir, "-listen", "127.0.0.1:9000")
-	notes.Prefix = prefix
 	routes := filepath.Join(fc.Dir, "routes.yaml")
 	if err := os.WriteFile(routes, []byte("routes:\n  - method: GET\n    path: /notes/<name>\n    scopes: notes:read:<name>\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -395,28 +474,32 @@ func sidecarPartition(t *testing.T, fc *faultCluster) {
 	for _, i := range fc.memberList() {
 		cps = append(cps, fc.Nodes[i].URL())
 	}
-	sc := harness.NewProcess(t, fc.Bin, "ns-sidecar", fc.Dir, "sidecar",
-		"--listen", sidecarClientIP+":8081", "--admin-listen", sidecarClientIP+":9091",
-		"--upstream", "http://127.0.0.1:9000", "--control-plane", cps[0], "--allow-insecure-control-plane",
-		"--routes", routes, "--max-stale", "30s", "--feed-wait", "2s", "--log-level", "debug")
-	sc.Prefix = prefix
-	sc.Env = []string{"TASKCLUSTER_CLIENT_ID=" + sidecarCreds.ClientID, "TASKCLUSTER_ACCESS_TOKEN=" + sidecarCreds.AccessToken}
-	fc.Track(notes)
-	fc.Track(sc)
-	for _, p := range []*harness.Process{notes, sc} {
-		if err := p.Start(); err != nil {
+	// Two sidecars: one whose max-stale outlasts the partition, one
+	// (max-stale 1 s) that is past it as soon as it notices the partition.
+	start1 := func(name, port, admin, maxStale string) *harness.Process {
+		sc := harness.NewProcess(t, fc.Bin, name, fc.Dir, "sidecar",
+			"--listen", sidecarClientIP+":"+port, "--admin-listen", sidecarClientIP+":"+admin,
+			"--upstream", "http://"+notesAddr, "--control-plane", cps[0], "--allow-insecure-control-plane",
+			"--routes", routes, "--max-stale", maxStale, "--feed-wait", "2s", "--log-level", "debug")
+		sc.Prefix = prefix
+		sc.Env = []string{"TASKCLUSTER_CLIENT_ID=" + sidecarCreds.ClientID, "TASKCLUSTER_ACCESS_TOKEN=" + sidecarCreds.AccessToken}
+		fc.Track(sc)
+		if err := sc.Start(); err != nil {
 			t.Fatal(err)
 		}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := harness.WaitHTTP(wctx, "http://"+sidecarClientIP+":"+admin+"/readyz", 200, 30*time.Second); err != nil {
+			t.Fatalf("sidecar %s not ready: %v", name, err)
+		}
+		return sc
 	}
+	sc := start1("ns-sidecar", "8081", "9091", "30s")
 	defer sc.Stop()
-	defer notes.Stop()
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := harness.WaitHTTP(wctx, "http://"+sidecarClientIP+":9091/readyz", 200, 30*time.Second); err != nil {
-		t.Fatalf("sidecar not ready: %v", err)
-	}
-	get := func(c protocol.Credentials) (int, http.Header) {
-		url := "http://" + sidecarClientIP + ":8081/notes/x"
+	short := start1("ns-sidecar-short", "8082", "9092", "1s")
+	defer short.Stop()
+	getVia := func(port string, c protocol.Credentials) (int, http.Header) {
+		url := "http://" + sidecarClientIP + ":" + port + "/notes/x"
 		req, _ := http.NewRequest("GET", url, nil)
 		auth, _ := protocol.SignRequest(c, "GET", url, protocol.SignOptions{})
 		req.Header.Set("Authorization", auth)
@@ -427,11 +510,21 @@ func sidecarPartition(t *testing.T, fc *faultCluster) {
 		resp.Body.Close()
 		return resp.StatusCode, resp.Header
 	}
+	get := func(c protocol.Credentials) (int, http.Header) { return getVia("8081", c) }
 	// notes answers 404 for a missing note: that is the upstream's answer,
 	// so the sidecar let the call through.
 	if s, _ := get(alice); s != 404 {
 		t.Fatalf("alice before the partition: %d", s)
 	}
+	if s, _ := getVia("8082", alice); s != 404 {
+		t.Fatalf("alice before the partition (short max-stale sidecar): %d", s)
+	}
+	// The probe sidecars share the namespace, so they are cut off too:
+	// cached clients must keep working through them, new ones get 503
+	// with Retry-After.
+	p, stopCreator := fc.startProbes(t, "sidecar-partition")
+	defer func() { fc.stopProbes(t, row.name, p, stopCreator, &row) }()
+	p.markFault()
 	if err := fc.net.cutSidecar(); err != nil {
 		t.Fatal(err)
 	}
@@ -457,8 +550,18 @@ func sidecarPartition(t *testing.T, fc *faultCluster) {
 		t.Error(err)
 	}
 	t.Logf("the sidecar marked its answers stale %v after the partition", time.Since(cut).Round(100*time.Millisecond))
-	if s, _ := get(bob); s != 503 {
-		t.Errorf("unknown bob during the partition: %d, want 503", s)
+	if s, h := get(bob); s != 503 || h.Get("Retry-After") == "" {
+		t.Errorf("unknown bob during the partition: %d (Retry-After %q), want 503 with Retry-After", s, h.Get("Retry-After"))
+	}
+	// Past max-stale even cached clients are refused, with 503 and
+	// Retry-After: the sidecar cannot vouch for them, but a retry may work.
+	if err := harness.Eventually(10*time.Second, func() error {
+		if s, h := getVia("8082", alice); s != 503 || h.Get("Retry-After") == "" {
+			return fmt.Errorf("cached alice past max-stale: %d (Retry-After %q), want 503 with Retry-After", s, h.Get("Retry-After"))
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 	if err := fc.net.healSidecar(); err != nil {
 		t.Fatal(err)

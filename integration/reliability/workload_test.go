@@ -104,8 +104,12 @@ type workload struct {
 
 	mu          sync.Mutex
 	ackedCreate []string
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
+	// unknownWhy holds the first few errors that left a write's outcome
+	// open: many of them make the linearizability check slow, and the
+	// log should say which answers they were.
+	unknownWhy []string
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // definitelyNotSent reports errors after which the request cannot have
@@ -186,6 +190,7 @@ func (w *workload) client(ctx context.Context, id int) {
 				continue
 			default:
 				w.writesUnknown.Add(1)
+				w.noteUnknown(node, err)
 				ret = math.MaxInt64
 			}
 			w.hist.add(porcupine.Operation{ClientId: id, Input: regInput{write: true, key: key, value: value}, Call: call, Return: ret, Output: regOutput{}})
@@ -216,6 +221,14 @@ func (w *workload) client(ctx context.Context, id int) {
 		if ctx.Err() == nil && w.ops.Load()%50 == 0 {
 			time.Sleep(time.Millisecond)
 		}
+	}
+}
+
+func (w *workload) noteUnknown(node int, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.unknownWhy) < 3 {
+		w.unknownWhy = append(w.unknownWhy, fmt.Sprintf("%s: %v", w.cluster.Nodes[node].ID, err))
 	}
 }
 

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,36 +20,42 @@ import (
 
 // nginxBinary finds Debian's nginx; absent, the test skips — unless
 // TCAUTH_REQUIRE_PEERS=1 (make test installs it), where that is a failure.
+// The template also needs the headers-more module (nginxModule).
 func nginxBinary(t *testing.T) string {
 	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
 		if path, err := exec.LookPath(p); err == nil {
-			return path
+			if _, err := os.Stat(nginxModule); err == nil {
+				return path
+			}
+			break
 		}
 	}
 	if os.Getenv("TCAUTH_REQUIRE_PEERS") == "1" {
-		t.Fatal("nginx is required (make deps installs Debian's nginx-light)")
+		t.Fatal("nginx and its headers-more module are required (make deps-nginx installs nginx-light and libnginx-mod-http-headers-more-filter)")
 	}
-	t.Skip("nginx not installed (make deps installs it)")
+	t.Skip("nginx or its headers-more module not installed (make deps-nginx installs them)")
 	return ""
 }
 
-// TestNginxForwardAuth runs examples/nginx/nginx.conf.template with a real
-// nginx, the sidecar in forward-auth mode and the notes service.
-func TestNginxForwardAuth(t *testing.T) {
-	nginx := nginxBinary(t)
-	c := harness.StartCluster(t, harness.ClusterConfig{Size: 1})
-	notes := c.StartNotes(t)
-	routes := harness.ReadFile(t, filepath.Join(repoRoot(), "examples", "notes", "routes.yaml"))
-	sc := c.StartSidecar(t, "fwd-sidecar", "", string(routes), "--mode", "forward-auth", "--trusted-proxy", "127.0.0.1/32")
+// nginxModule is where Debian's libnginx-mod-http-headers-more-filter puts
+// the module the template loads.
+const nginxModule = "/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so"
 
-	prefix := filepath.Join(c.Dir, "nginx")
+// startNginx runs examples/nginx/nginx.conf.template with a real nginx in
+// front of upstream (host:port), asking the forward-auth sidecar at
+// sidecarURL. It returns nginx's base URL once readyPath answers 200; nginx
+// is stopped with the cluster.
+func startNginx(t *testing.T, c *harness.Cluster, sidecarURL, upstream, readyPath string) string {
+	t.Helper()
+	nginx := nginxBinary(t)
+	prefix := filepath.Join(c.Dir, "nginx-"+filepath.Base(t.Name()))
 	if err := os.MkdirAll(prefix, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	listen := harness.FreeAddr(t)
 	conf := strings.NewReplacer("{{PREFIX}}", prefix, "{{LISTEN}}", listen,
-		"{{SIDECAR}}", strings.TrimPrefix(sc.URL, "http://"), "{{UPSTREAM}}", notes).
-		Replace(string(harness.ReadFile(t, filepath.Join(repoRoot(), "examples", "nginx", "nginx.conf.template"))))
+		"{{SIDECAR}}", strings.TrimPrefix(sidecarURL, "http://"), "{{UPSTREAM}}", upstream).
+		Replace(string(harness.ReadFile(t, nginxTemplate())))
 	confPath := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -54,7 +63,7 @@ func TestNginxForwardAuth(t *testing.T) {
 	if out, err := exec.Command(nginx, "-t", "-p", prefix, "-c", confPath, "-g", "daemon off;").CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
-	ng := harness.NewProcess(t, nginx, "nginx", c.Dir, "-p", prefix, "-c", confPath, "-g", "daemon off;")
+	ng := harness.NewProcess(t, nginx, "nginx-"+filepath.Base(t.Name()), c.Dir, "-p", prefix, "-c", confPath, "-g", "daemon off;")
 	c.Track(ng)
 	if err := ng.Start(); err != nil {
 		t.Fatal(err)
@@ -62,26 +71,59 @@ func TestNginxForwardAuth(t *testing.T) {
 	base := "http://" + listen
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := harness.WaitHTTP(ctx, base+"/healthz", 200, 20*time.Second); err != nil {
+	if err := harness.WaitHTTP(ctx, base+readyPath, 200, 20*time.Second); err != nil {
 		t.Fatalf("nginx: %v\n%s", err, harness.ReadFile(t, filepath.Join(prefix, "error.log")))
 	}
+	return base
+}
+
+// nginxTemplate is the template under test; TCAUTH_NGINX_TEMPLATE points
+// at another one (to show that a test fails on an older template).
+func nginxTemplate() string {
+	if p := os.Getenv("TCAUTH_NGINX_TEMPLATE"); p != "" {
+		return p
+	}
+	return filepath.Join(repoRoot(), "examples", "nginx", "nginx.conf.template")
+}
+
+// nginxCall sends method path to base, Hawk-signed with creds (nil:
+// anonymous); hdr values are set under exactly the given names (no
+// canonicalisation, so lower-case and underscore variants go out as
+// written).
+func nginxCall(t *testing.T, base string, creds *protocol.Credentials, method, path, body string, opts protocol.SignOptions, hdr map[string]string) answer {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+	if creds != nil {
+		auth, err := protocol.SignRequest(*creds, method, base+path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", auth)
+	}
+	if opts.ContentType != "" {
+		req.Header.Set("Content-Type", opts.ContentType)
+	}
+	for k, v := range hdr {
+		req.Header[k] = append(req.Header[k], v)
+	}
+	return do(t, req)
+}
+
+// TestNginxForwardAuth runs examples/nginx/nginx.conf.template with a real
+// nginx, the sidecar in forward-auth mode and the notes service.
+func TestNginxForwardAuth(t *testing.T) {
+	nginxBinary(t)
+	c := harness.StartCluster(t, harness.ClusterConfig{Size: 1})
+	notes := c.StartNotes(t)
+	routes := harness.ReadFile(t, filepath.Join(repoRoot(), "examples", "notes", "routes.yaml"))
+	sc := c.StartSidecar(t, "fwd-sidecar", "", string(routes), "--mode", "forward-auth", "--trusted-proxy", "127.0.0.1/32")
+	base := startNginx(t, c, sc.URL, notes, "/healthz")
 
 	writer := c.CreateClient(t, 0, "it/nginx-writer", "notes:write:*")
 	reader := c.CreateClient(t, 0, "it/nginx-reader", "notes:read:*")
 	call := func(creds *protocol.Credentials, method, path, body string, hdr map[string]string) answer {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		if creds != nil {
-			auth, err := protocol.SignRequest(*creds, method, base+path, protocol.SignOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Authorization", auth)
-		}
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		return do(t, req)
+		return nginxCall(t, base, creds, method, path, body, protocol.SignOptions{}, hdr)
 	}
 
 	expect(t, "writer PUT through nginx", call(&writer, "PUT", "/notes/n", "via nginx", nil), 200, "")
@@ -118,5 +160,125 @@ func TestNginxForwardAuth(t *testing.T) {
 	// Unmatched routes are denied (403, which nginx passes on).
 	if a := call(&writer, "GET", "/admin", "", nil); a.status != 403 {
 		t.Errorf("unmatched route: %d", a.status)
+	}
+}
+
+// headerRecorder is the protected service of TestNginxForgedIdentityHeaders:
+// a real HTTP server that answers 200 and keeps the headers of the last
+// request, so the test sees exactly what nginx passed on.
+type headerRecorder struct {
+	mu   sync.Mutex
+	last http.Header
+}
+
+func (h *headerRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	h.last = r.Header.Clone()
+	h.mu.Unlock()
+	w.Write([]byte(`{"ok": true}`))
+}
+
+func (h *headerRecorder) take() http.Header {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	last := h.last
+	h.last = nil
+	return last
+}
+
+// forgedIdentityHeaders are header names a caller may try: every
+// X-Taskcluster-* name the sidecar sets (sidecar/headers.go), unknown ones,
+// other spellings of the same names (case, '_' for '-', which CGI/WSGI-style
+// stacks fold into the same variable) — each with a value naming itself.
+func forgedIdentityHeaders() map[string]string {
+	names := []string{
+		"X-Taskcluster-Client-Id", "X-Taskcluster-Scopes", "X-Taskcluster-Scopes-Truncated",
+		"X-Taskcluster-Expires", "X-Taskcluster-Auth-Scheme", "X-Taskcluster-Auth-Stale",
+		"X-Taskcluster-Route", "X-Taskcluster-Payload-Hash", "X-Taskcluster-Error",
+		"X-Taskcluster-Foo", "X-Taskcluster-", "x-taskcluster-client-id", "X-TASKCLUSTER-SCOPES",
+		"x-TaskCluster-Expires", "X_Taskcluster-Client-Id", "X-Taskcluster_Scopes", "x_taskcluster_auth_scheme",
+		"X_TASKCLUSTER_PAYLOAD_HASH", "X.Taskcluster-Client-Id",
+	}
+	h := make(map[string]string, len(names))
+	for _, n := range names {
+		h[n] = "forged-" + strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(n))
+	}
+	return h
+}
+
+// TestNginxForgedIdentityHeaders: whatever X-Taskcluster-* headers a caller
+// sends through nginx, in whatever spelling, the service sees only the ones
+// the sidecar attached — anonymous or authenticated, with or without a
+// payload hash.
+func TestNginxForgedIdentityHeaders(t *testing.T) {
+	nginxBinary(t)
+	c := harness.StartCluster(t, harness.ClusterConfig{Size: 1})
+	rec := &headerRecorder{}
+	svc := httptest.NewServer(rec)
+	t.Cleanup(svc.Close)
+	routes := "routes:\n  - {method: GET, path: /public, public: true}\n" +
+		"  - {method: GET, path: /echo, authenticated: true}\n  - {method: PUT, path: /echo, authenticated: true}\n"
+	sc := c.StartSidecar(t, "forged-sidecar", "", routes, "--mode", "forward-auth", "--trusted-proxy", "127.0.0.1/32")
+	base := startNginx(t, c, sc.URL, strings.TrimPrefix(svc.URL, "http://"), "/public")
+	user := c.CreateClient(t, 0, "it/nginx-forger", "forger:a")
+
+	body := `{"note": "signed"}`
+	withHash := protocol.SignOptions{HasPayload: true, ContentType: "application/json", Payload: []byte(body)}
+	cases := []struct {
+		name   string
+		creds  *protocol.Credentials
+		method string
+		path   string
+		opts   protocol.SignOptions
+		want   map[string]string // the X-Taskcluster-* headers the service must see
+	}{
+		{"anonymous, public route", nil, "GET", "/public", protocol.SignOptions{},
+			map[string]string{"x-taskcluster-auth-scheme": "none", "x-taskcluster-route": "*"}},
+		{"authenticated", &user, "GET", "/echo", protocol.SignOptions{},
+			map[string]string{"x-taskcluster-auth-scheme": "hawk", "x-taskcluster-client-id": user.ClientID}},
+		{"authenticated with a payload hash", &user, "PUT", "/echo", withHash,
+			map[string]string{"x-taskcluster-auth-scheme": "hawk", "x-taskcluster-client-id": user.ClientID,
+				"x-taskcluster-payload-hash": protocol.PayloadHash("application/json", []byte(body))}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := ""
+			if tc.method == "PUT" {
+				b = body
+			}
+			a := nginxCall(t, base, tc.creds, tc.method, tc.path, b, tc.opts, forgedIdentityHeaders())
+			expect(t, tc.name, a, 200, "")
+			got := rec.take()
+			if got == nil {
+				t.Fatal("the request did not reach the service")
+			}
+			checkIdentityHeaders(t, got, tc.want)
+		})
+	}
+}
+
+// checkIdentityHeaders fails if any forged value reached the service (under
+// any name) or an expected identity header is missing or different ("*":
+// present with any value).
+func checkIdentityHeaders(t *testing.T, got http.Header, want map[string]string) {
+	t.Helper()
+	var tc []string
+	for name, vs := range got {
+		norm := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+		for _, v := range vs {
+			if strings.Contains(v, "forged-") {
+				t.Errorf("forged header reached the service: %s: %s", name, v)
+			}
+		}
+		if strings.HasPrefix(norm, "x-taskcluster") {
+			tc = append(tc, name)
+		}
+	}
+	sort.Strings(tc)
+	t.Logf("X-Taskcluster-* headers the service saw: %v", tc)
+	for name, v := range want {
+		if g := got.Get(name); g != v && (v != "*" || g == "") {
+			t.Errorf("%s = %q, want %q", name, g, v)
+		}
 	}
 }
