@@ -2,8 +2,6 @@ package controlplane
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tcauth/tcauth/protocol"
+	"github.com/tcauth/tcauth/raftstore"
 )
 
 // Sealer is authenticated encryption under the cluster's shared keyring;
@@ -69,7 +68,7 @@ var (
 // The sealing key is the keyring's; the ticket's age and purpose, and for
 // reportLastUsed the body, are checked by the receiver.
 type peerTickets struct {
-	keyring Sealer // nil: a processSealer, made on first use
+	keyring Sealer // nil: processKeyring, made on first use
 	now     func() time.Time
 
 	once sync.Once
@@ -85,7 +84,7 @@ func (p *peerTickets) sealer() Sealer {
 	p.once.Do(func() {
 		p.seal = p.keyring
 		if p.seal == nil {
-			ps, err := newProcessSealer()
+			ps, err := processKeyring()
 			if err != nil {
 				panic("controlplane: no randomness for a process key: " + err.Error())
 			}
@@ -240,40 +239,14 @@ func (c *call) signed() bool {
 	return c.r.Header.Get("Authorization") != "" || c.r.URL.Query().Has("bewit")
 }
 
-// processSealer is the Sealer of a Server configured without PeerKeyring:
-// AES-256-GCM under a random key of this process, so the only peer the
-// node recognises is itself — a request it forwarded to its own address
-// (a stale leader address) still is not forwarded again.
-type processSealer struct{ aead cipher.AEAD }
-
-func newProcessSealer() (*processSealer, error) {
+// processKeyring is the Sealer of a Server configured without
+// PeerKeyring: a keyring of one random key of this process, so the only
+// peer the node recognises is itself — a request it forwarded to its own
+// address (a stale leader address) still is not forwarded again.
+func processKeyring() (*raftstore.Keyring, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &processSealer{aead}, nil
-}
-
-func (p *processSealer) Seal(id string, plaintext []byte) ([]byte, error) {
-	nonce := make([]byte, p.aead.NonceSize(), p.aead.NonceSize()+len(plaintext)+p.aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return p.aead.Seal(nonce, nonce, plaintext, []byte(id)), nil
-}
-
-func (p *processSealer) Open(id string, sealed []byte) ([]byte, error) {
-	n := p.aead.NonceSize()
-	if len(sealed) < n+p.aead.Overhead() {
-		return nil, ErrBadPeerTicket
-	}
-	return p.aead.Open(nil, sealed[:n], sealed[n:], []byte(id))
+	return raftstore.NewKeyring(1, map[uint32][]byte{1: key})
 }
