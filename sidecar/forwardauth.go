@@ -18,7 +18,8 @@ import (
 // TrustedProxies (oauth2-proxy GHSA-7x63-xv5r-3p2x): any other peer gets
 // 403 UntrustedProxy without looking further. A trusted peer that omits
 // the method or URI gets 400 (a proxy misconfiguration). nginx maps any
-// answer other than 2xx/401/403 to 500, so "no route" is a 403 here.
+// answer other than 2xx/401/403 to 500, so "no route" and a request
+// refused as ambiguous (400 in proxy mode) are 403s here.
 func (s *Sidecar) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 	if !s.peerTrusted(r) {
 		dn := deny(http.StatusForbidden, CodeUntrustedProxy, outcomeUntrusted,
@@ -56,8 +57,14 @@ func (s *Sidecar) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 	t := &target{r: orig, trusted: true, uri: uri, canReadBody: false}
 	d, dn := s.authorize(r.Context(), t)
 	if dn != nil {
-		if dn.err.Status == http.StatusNotFound {
+		switch dn.err.Status {
+		case http.StatusNotFound:
 			dn.err.Status, dn.err.Code = http.StatusForbidden, protocol.CodeInsufficientScopes
+		case http.StatusBadRequest:
+			// A request refused as ambiguous (a `..` or encoded separator
+			// in the path, say) keeps its InputError body in
+			// X-Taskcluster-Error; the status must be one nginx passes on.
+			dn.err.Status = http.StatusForbidden
 		}
 		s.record(dn.route, dn.outcome)
 		s.writeError(w, r, dn.route, dn.params, dn)

@@ -96,6 +96,9 @@ func TestNginxForwardAuthTraversal(t *testing.T) {
 		a := get(p)
 		if strings.Contains(string(a.body), "SECRET") || a.status == 200 {
 			t.Errorf("%s: %d %s — nginx served what the sidecar authorised for another path", p, a.status, a.body)
+		} else if a.status != 403 {
+			// Refused by the sidecar, not by nginx failing the sub-request (500).
+			t.Errorf("%s: %d %s, want 403", p, a.status, a.body)
 		}
 	}
 	// Without the scope the secret stays refused whatever the spelling.
