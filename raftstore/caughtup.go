@@ -103,6 +103,7 @@ func (s *Store) watchCatchUp() {
 			return
 		case <-obs:
 			s.cu.set(false)
+			s.leaderCommit.invalidate()
 		case <-tick.C:
 		}
 		if s.cu.caught.Load() {
@@ -117,6 +118,7 @@ func (s *Store) watchCatchUp() {
 		}
 		select {
 		case <-obs: // the leader changed meanwhile: check again
+			s.leaderCommit.invalidate()
 			continue
 		default:
 		}
@@ -148,8 +150,8 @@ func (s *Store) tryCatchUp() (uint64, bool) {
 		if id, _ := s.Leader(); id == "" {
 			return 0, false
 		}
-		lt, ci, own := s.leaderCommit.get()
-		if lt != term || !own || !s.appliedThrough(ci) {
+		lt, ci, own, fresh := s.leaderCommit.get()
+		if lt != term || !own || !fresh || !s.appliedThrough(ci) {
 			return 0, false
 		}
 		return term, true
@@ -175,11 +177,26 @@ func (s *Store) appliedThrough(ci uint64) bool {
 // term and whether that leader had by then committed an entry of its own
 // term (only then does its commit index cover every earlier term's
 // acknowledged writes).
+//
+// fresh says a request was noted since the last leader observation: a
+// follower cut off from the leader (pre-vote keeps its term) and then
+// healed hears a heartbeat first, which names the leader but takes the
+// transport's fast path unseen, so without it the commit index from
+// before the partition would pass for the current one.
 type leaderCommit struct {
 	mu     sync.Mutex
 	term   uint64
 	commit uint64
 	own    bool
+	fresh  bool
+}
+
+// invalidate forgets that the commit index is current (not the index
+// itself): the next AppendEntries request renews it.
+func (l *leaderCommit) invalidate() {
+	l.mu.Lock()
+	l.fresh = false
+	l.mu.Unlock()
 }
 
 func (l *leaderCommit) note(a *raft.AppendEntriesRequest) {
@@ -203,15 +220,16 @@ func (l *leaderCommit) note(a *raft.AppendEntriesRequest) {
 		l.term, l.commit, l.own = a.Term, 0, false
 	}
 	l.commit = max(l.commit, a.LeaderCommitIndex)
+	l.fresh = true
 	if ownIdx != 0 && ownIdx <= a.LeaderCommitIndex {
 		l.own = true
 	}
 }
 
-func (l *leaderCommit) get() (term, commit uint64, own bool) {
+func (l *leaderCommit) get() (term, commit uint64, own, fresh bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.term, l.commit, l.own
+	return l.term, l.commit, l.own, l.fresh
 }
 
 // observingTransport is raft's network transport with a look at every

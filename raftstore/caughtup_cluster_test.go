@@ -153,30 +153,40 @@ func TestCaughtUpFollowsLeadership(t *testing.T) {
 func TestLeaderCommitNote(t *testing.T) {
 	var l leaderCommit
 	l.note(ae(3, 10, 2, 12))
-	if _, c, own := l.get(); c != 12 || own {
+	if _, c, own, _ := l.get(); c != 12 || own {
 		t.Fatalf("previous entry of an older term: commit %d own %v", c, own)
 	}
 	l.note(ae(3, 13, 3, 12)) // own-term entry 13 not yet committed
-	if _, _, own := l.get(); own {
+	if _, _, own, _ := l.get(); own {
 		t.Fatal("own-term entry above the commit index counted")
 	}
 	l.note(ae(3, 13, 3, 13))
-	if term, c, own := l.get(); term != 3 || c != 13 || !own {
+	if term, c, own, _ := l.get(); term != 3 || c != 13 || !own {
 		t.Fatalf("got term %d commit %d own %v", term, c, own)
 	}
 	l.note(ae(2, 20, 2, 20)) // a delayed request of an older leader
-	if term, c, _ := l.get(); term != 3 || c != 13 {
+	if term, c, _, _ := l.get(); term != 3 || c != 13 {
 		t.Fatalf("an old term's request changed it: term %d commit %d", term, c)
 	}
 	l.note(ae(4, 13, 3, 13)) // new leader, nothing of term 4 committed
-	if term, c, own := l.get(); term != 4 || c != 13 || own {
+	if term, c, own, _ := l.get(); term != 4 || c != 13 || own {
 		t.Fatalf("new term: term %d commit %d own %v", term, c, own)
 	}
 	a := ae(4, 13, 3, 14)
 	a.Entries = []*raft.Log{{Index: 14, Term: 4}, {Index: 15, Term: 4}}
 	l.note(a) // its no-op at 14 is committed
-	if _, c, own := l.get(); c != 14 || !own {
-		t.Fatalf("own-term entry committed: commit %d own %v", c, own)
+	if _, c, own, fresh := l.get(); c != 14 || !own || !fresh {
+		t.Fatalf("own-term entry committed: commit %d own %v fresh %v", c, own, fresh)
+	}
+	// A leader observation (lost, then found again after a partition, in
+	// the same term) makes the index stale until the next request.
+	l.invalidate()
+	if _, c, own, fresh := l.get(); c != 14 || !own || fresh {
+		t.Fatalf("after invalidate: commit %d own %v fresh %v", c, own, fresh)
+	}
+	l.note(ae(4, 20, 4, 20))
+	if _, c, _, fresh := l.get(); c != 20 || !fresh {
+		t.Fatalf("the next request: commit %d fresh %v", c, fresh)
 	}
 }
 
