@@ -3,7 +3,7 @@
 // certificates, the one request verifier (Authenticator) shared by the
 // control plane and the sidecar, and the auth API's JSON types and error
 // body. It imports nothing else of tcauth; scope algebra comes in through
-// the ScopeOps interface. See DESIGN.md and ../shared/spec/PROTOCOL.md.
+// the ScopeOps interface. See DESIGN.md.
 package protocol
 
 import (

@@ -1,6 +1,7 @@
 // Package scopeengine implements Taskcluster's scope algebra: satisfaction,
 // ordering, normalisation, set operations, scope expressions, expression
-// templates and role expansion (../shared/spec/SCOPES.md). It imports nothing
+// templates and role expansion, as taskcluster-lib-scopes and the auth
+// service's role resolver define them. It imports nothing
 // of ours so that every other layer can depend on it.
 package scopeengine
 
