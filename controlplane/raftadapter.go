@@ -89,6 +89,11 @@ func (a raftStore) CaughtUp() bool { return a.rs.CaughtUp() }
 
 func (a raftStore) WaitCaughtUp(ctx context.Context) error { return a.rs.WaitCaughtUp(ctx) }
 
+// SetReadIndexSource makes the adapter a ReadIndexSetter.
+func (a raftStore) SetReadIndexSource(src func(ctx context.Context) (uint64, error)) {
+	a.rs.SetReadIndexSource(src)
+}
+
 func (a raftStore) RaftState() string { return strings.ToLower(a.rs.State()) }
 
 func (a raftStore) LeaderAPIAddress() string {

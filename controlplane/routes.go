@@ -170,6 +170,7 @@ func (s *Server) buildRoutes() []*route {
 		{name: "clientCredentials", method: "GET", path: p("tcauth", "clients", ":clientId", "credentials"), tmpl: tmpl(`"auth:tcauth:verify-clients"`), handler: s.clientCredentials},
 		// Peers only (peer.go); served where it arrives, never forwarded.
 		{name: "reportLastUsed", method: "POST", path: p("tcauth", "internal", "last-used"), input: lastUsedSchema, handler: s.reportLastUsed},
+		{name: "readIndex", method: "GET", path: p("tcauth", "internal", "read-index"), handler: s.readIndex},
 	}
 	rs = append(rs, s.clusterRoutes()...)
 	for _, r := range rs {

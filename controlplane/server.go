@@ -43,9 +43,12 @@ type Server struct {
 	forward  *forwarder
 	// caughtUp and waitCaughtUp are the store's CatchUpReporter (always
 	// caught up without one).
-	caughtUp     func() bool
-	waitCaughtUp func(context.Context) error
-	peers        *peerTickets
+	caughtUp func() bool
+	// readIndexClient fetches the leader's read index for the store's
+	// catch-up check (readindex.go); nil when the store needs none.
+	readIndexClient *http.Client
+	waitCaughtUp    func(context.Context) error
+	peers           *peerTickets
 
 	staticMu     sync.Mutex
 	staticSynced bool // static clients synced during the current leadership
@@ -75,6 +78,10 @@ func New(cfg Config, store Store) (*Server, error) {
 	s.caughtUp, s.waitCaughtUp = func() bool { return true }, func(context.Context) error { return nil }
 	if cr, ok := store.(CatchUpReporter); ok {
 		s.caughtUp, s.waitCaughtUp = cr.CaughtUp, cr.WaitCaughtUp
+	}
+	if rs, ok := store.(ReadIndexSetter); ok {
+		s.readIndexClient = &http.Client{Timeout: 2 * time.Second}
+		rs.SetReadIndexSource(s.fetchReadIndex)
 	}
 	s.peers = &peerTickets{keyring: cfg.PeerKeyring, now: cfg.Now}
 	s.routes = s.buildRoutes()

@@ -48,6 +48,45 @@ func (s *Store) WaitCaughtUp(ctx context.Context) error {
 	}
 }
 
+// ReadIndexSource asks the current leader for its read index: an index
+// that covers every write the leader had acknowledged when it answered
+// (its applied index once its barrier of the term is applied).
+type ReadIndexSource func(ctx context.Context) (uint64, error)
+
+// SetReadIndexSource makes a follower count as caught up only once it has
+// applied the read index it fetched from the leader after it last saw the
+// leadership change. Without one, the commit index noted in AppendEntries
+// is used, which a follower healed from a partition can receive stale:
+// requests queued on the leader's TCP connection before the partition are
+// retransmitted after it (on TCP's backed-off schedule, seconds later) and
+// carry the commit index of back then. The reliability suite's "follower
+// partitioned and healed" showed such a node answering "not found".
+//
+// Set it before the node serves; setting it makes the node check again.
+func (s *Store) SetReadIndexSource(src ReadIndexSource) {
+	s.readIndexSrc.Store(&src)
+	s.leaderCommit.invalidate()
+	s.cu.set(false)
+}
+
+// ErrNoReadIndexSource is what a ReadIndexSource answers (wrapped or not)
+// when it has no way to reach the current leader at all (its address is
+// not known yet): the follower then uses the commit index noted in
+// AppendEntries, as without a source.
+var ErrNoReadIndexSource = errors.New("raftstore: the leader cannot be asked for its read index")
+
+// readIndexRetry spaces out failed read-index fetches.
+const readIndexRetry = 100 * time.Millisecond
+
+// readIndex is the watcher's last fetched read index and the leader
+// observation (generation) it was fetched in.
+type readIndex struct {
+	index   uint64
+	gen     uint64
+	ok      bool
+	lastTry time.Time
+}
+
 // catchUp is the caught-up flag and the channel its waiters block on.
 type catchUp struct {
 	caught atomic.Bool
@@ -96,6 +135,7 @@ func (s *Store) watchCatchUp() {
 	tick := time.NewTicker(catchUpPoll)
 	defer tick.Stop()
 	var term uint64 // the term the node is caught up in
+	var ri readIndex
 	for {
 		select {
 		case <-s.cu.stop:
@@ -112,7 +152,8 @@ func (s *Store) watchCatchUp() {
 			}
 			continue
 		}
-		t, ok := s.tryCatchUp()
+		gen := s.leaderCommit.generation()
+		t, ok := s.tryCatchUp(&ri)
 		if !ok {
 			continue
 		}
@@ -122,14 +163,17 @@ func (s *Store) watchCatchUp() {
 			continue
 		default:
 		}
-		term = t
-		s.cu.set(true)
+		// Unless invalidated meanwhile (SetReadIndexSource), atomically
+		// with the check.
+		if s.leaderCommit.ifGeneration(gen, func() { s.cu.set(true) }) {
+			term = t
+		}
 	}
 }
 
 // tryCatchUp checks, without waiting for anything, whether the node is
 // caught up in the current term.
-func (s *Store) tryCatchUp() (uint64, bool) {
+func (s *Store) tryCatchUp(ri *readIndex) (uint64, bool) {
 	term := s.raft.CurrentTerm()
 	switch s.raft.State() {
 	case raft.Leader:
@@ -150,13 +194,48 @@ func (s *Store) tryCatchUp() (uint64, bool) {
 		if id, _ := s.Leader(); id == "" {
 			return 0, false
 		}
-		lt, ci, own, fresh := s.leaderCommit.get()
+		lt, ci, own, fresh, gen := s.leaderCommit.get()
+		if src := s.readIndexSrc.Load(); src != nil {
+			switch err := s.fetchReadIndex(*src, ri, gen); {
+			case err == nil:
+				ci, own, fresh = max(ci, ri.index), true, true
+			case !errors.Is(err, ErrNoReadIndexSource):
+				return 0, false
+			}
+		}
 		if lt != term || !own || !fresh || !s.appliedThrough(ci) {
 			return 0, false
 		}
 		return term, true
 	}
 	return 0, false
+}
+
+// errReadIndexPending: no read index of this observation yet; the next
+// try is due later.
+var errReadIndexPending = errors.New("raftstore: read index not fetched yet")
+
+// fetchReadIndex makes sure ri holds a read index fetched since the leader
+// observation gen (one fetch per observation; failures retried after
+// readIndexRetry). nil when it does; else the source's error or
+// errReadIndexPending.
+func (s *Store) fetchReadIndex(src ReadIndexSource, ri *readIndex, gen uint64) error {
+	if ri.ok && ri.gen == gen {
+		return nil
+	}
+	if time.Since(ri.lastTry) < readIndexRetry {
+		return errReadIndexPending
+	}
+	ri.lastTry = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+	defer cancel()
+	idx, err := src(ctx)
+	if err != nil {
+		ri.ok = false
+		return err
+	}
+	*ri = readIndex{index: idx, gen: gen, ok: true, lastTry: ri.lastTry}
+	return nil
 }
 
 // appliedThrough reports whether the FSM has applied every entry up to ci
@@ -189,6 +268,7 @@ type leaderCommit struct {
 	commit uint64
 	own    bool
 	fresh  bool
+	gen    uint64 // counts leader observations (invalidate)
 }
 
 // invalidate forgets that the commit index is current (not the index
@@ -196,6 +276,7 @@ type leaderCommit struct {
 func (l *leaderCommit) invalidate() {
 	l.mu.Lock()
 	l.fresh = false
+	l.gen++
 	l.mu.Unlock()
 }
 
@@ -226,10 +307,27 @@ func (l *leaderCommit) note(a *raft.AppendEntriesRequest) {
 	}
 }
 
-func (l *leaderCommit) get() (term, commit uint64, own, fresh bool) {
+// ifGeneration runs f under the lock if the generation is still gen.
+func (l *leaderCommit) ifGeneration(gen uint64, f func()) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.term, l.commit, l.own, l.fresh
+	if l.gen != gen {
+		return false
+	}
+	f()
+	return true
+}
+
+func (l *leaderCommit) generation() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gen
+}
+
+func (l *leaderCommit) get() (term, commit uint64, own, fresh bool, gen uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.term, l.commit, l.own, l.fresh, l.gen
 }
 
 // observingTransport is raft's network transport with a look at every

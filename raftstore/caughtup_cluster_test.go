@@ -153,43 +153,105 @@ func TestCaughtUpFollowsLeadership(t *testing.T) {
 func TestLeaderCommitNote(t *testing.T) {
 	var l leaderCommit
 	l.note(ae(3, 10, 2, 12))
-	if _, c, own, _ := l.get(); c != 12 || own {
+	if _, c, own, _ := l.getTest(); c != 12 || own {
 		t.Fatalf("previous entry of an older term: commit %d own %v", c, own)
 	}
 	l.note(ae(3, 13, 3, 12)) // own-term entry 13 not yet committed
-	if _, _, own, _ := l.get(); own {
+	if _, _, own, _ := l.getTest(); own {
 		t.Fatal("own-term entry above the commit index counted")
 	}
 	l.note(ae(3, 13, 3, 13))
-	if term, c, own, _ := l.get(); term != 3 || c != 13 || !own {
+	if term, c, own, _ := l.getTest(); term != 3 || c != 13 || !own {
 		t.Fatalf("got term %d commit %d own %v", term, c, own)
 	}
 	l.note(ae(2, 20, 2, 20)) // a delayed request of an older leader
-	if term, c, _, _ := l.get(); term != 3 || c != 13 {
+	if term, c, _, _ := l.getTest(); term != 3 || c != 13 {
 		t.Fatalf("an old term's request changed it: term %d commit %d", term, c)
 	}
 	l.note(ae(4, 13, 3, 13)) // new leader, nothing of term 4 committed
-	if term, c, own, _ := l.get(); term != 4 || c != 13 || own {
+	if term, c, own, _ := l.getTest(); term != 4 || c != 13 || own {
 		t.Fatalf("new term: term %d commit %d own %v", term, c, own)
 	}
 	a := ae(4, 13, 3, 14)
 	a.Entries = []*raft.Log{{Index: 14, Term: 4}, {Index: 15, Term: 4}}
 	l.note(a) // its no-op at 14 is committed
-	if _, c, own, fresh := l.get(); c != 14 || !own || !fresh {
+	if _, c, own, fresh := l.getTest(); c != 14 || !own || !fresh {
 		t.Fatalf("own-term entry committed: commit %d own %v fresh %v", c, own, fresh)
 	}
 	// A leader observation (lost, then found again after a partition, in
 	// the same term) makes the index stale until the next request.
 	l.invalidate()
-	if _, c, own, fresh := l.get(); c != 14 || !own || fresh {
+	if _, c, own, fresh := l.getTest(); c != 14 || !own || fresh {
 		t.Fatalf("after invalidate: commit %d own %v fresh %v", c, own, fresh)
 	}
 	l.note(ae(4, 20, 4, 20))
-	if _, c, _, fresh := l.get(); c != 20 || !fresh {
+	if _, c, _, fresh := l.getTest(); c != 20 || !fresh {
 		t.Fatalf("the next request: commit %d fresh %v", c, fresh)
 	}
 }
 
 func ae(term, prev, prevTerm, commit uint64) *raft.AppendEntriesRequest {
 	return &raft.AppendEntriesRequest{Term: term, PrevLogEntry: prev, PrevLogTerm: prevTerm, LeaderCommitIndex: commit}
+}
+
+// getTest is get without the generation.
+func (l *leaderCommit) getTest() (term, commit uint64, own, fresh bool) {
+	term, commit, own, fresh, _ = l.get()
+	return
+}
+
+// TestCaughtUpNeedsTheFetchedReadIndex: with a ReadIndexSource, a follower
+// is caught up only once it has applied the read index fetched after the
+// last leader change — not the commit index it noted, which a healed
+// follower can receive stale (TCP retransmits of requests queued before a
+// partition). A source that cannot reach the leader at all
+// (ErrNoReadIndexSource) falls back to the noted index; other failures
+// keep the node not caught up.
+func TestCaughtUpNeedsTheFetchedReadIndex(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node")
+	}
+	c := NewTestCluster(t, 3)
+	leader := c.WaitLeader()
+	createClients(t, c, "before", 5)
+	follower := -1
+	for i, s := range c.Nodes {
+		if s != leader {
+			follower = i
+		}
+	}
+	c.Stop(follower)
+	for _, tc := range []struct {
+		name   string
+		src    func(leader *Store) ReadIndexSource
+		caught bool
+	}{
+		{"read index beyond anything committed", func(*Store) ReadIndexSource {
+			return func(context.Context) (uint64, error) { return 1 << 40, nil }
+		}, false},
+		{"leader unreachable", func(*Store) ReadIndexSource {
+			return func(context.Context) (uint64, error) { return 0, errors.New("connection refused") }
+		}, false},
+		{"no way to ask: noted index", func(*Store) ReadIndexSource {
+			return func(context.Context) (uint64, error) { return 0, fmt.Errorf("no address: %w", ErrNoReadIndexSource) }
+		}, true},
+		{"the leader's applied index", func(l *Store) ReadIndexSource {
+			return func(context.Context) (uint64, error) { return l.AppliedIndex(), nil }
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := c.Restart(follower)
+			s.SetReadIndexSource(tc.src(c.WaitLeader()))
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			err := s.WaitCaughtUp(ctx)
+			if got := err == nil; got != tc.caught {
+				t.Fatalf("caught up = %v (%v), want %v", got, err, tc.caught)
+			}
+			if err == nil && s.ClientCount() < 5 {
+				t.Fatalf("caught up with %d of 5 clients", s.ClientCount())
+			}
+			c.Stop(follower)
+		})
+	}
 }

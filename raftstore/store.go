@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -129,6 +130,7 @@ type Store struct {
 	// in AppendEntries, and the flag the monitor maintains.
 	leaderCommit leaderCommit
 	cu           *catchUp
+	readIndexSrc atomic.Pointer[ReadIndexSource]
 }
 
 // Open starts the node: it opens (or creates) the bolt file and snapshots
