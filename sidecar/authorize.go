@@ -246,7 +246,7 @@ func (s *Sidecar) authorize(ctx context.Context, t *target) (_ *decision, dn *de
 		if bewit {
 			id, ext = bw.ID, bw.Ext
 		}
-		res = s.local.verify(ctx, req, id, ext, sourceKey(r, t.trusted))
+		res = s.local.verify(ctx, req, id, ext, func() string { return sourceKey(r, t.trusted) })
 		s.m.verifyLocal.Observe(time.Since(start).Seconds())
 	} else {
 		res = s.verifyRemote(ctx, req)

@@ -190,7 +190,7 @@ func (v *localVerifier) ready() (bool, string) {
 // lookup returns the client to verify with, and how stale it may be.
 // source names the caller (sourceKey), whose budget pays for fetches of
 // ids the sidecar does not know.
-func (v *localVerifier) lookup(ctx context.Context, id, source string) (*clientEntry, time.Duration, error) {
+func (v *localVerifier) lookup(ctx context.Context, id string, source func() string) (*clientEntry, time.Duration, error) {
 	if !protocol.ValidClientID(id) {
 		// The control plane would refuse it (400); nobody can hold it.
 		v.m.malformedID.Inc()
@@ -268,7 +268,7 @@ func (v *localVerifier) current(id string, e *clientEntry) (*clientEntry, bool) 
 // requests, and caches it (404s in negatives for NegativeTTL). A fetch of
 // an id not cached (known false) is paid for by source's budget and takes
 // one of the global in-flight slots; joining a fetch in flight is free.
-func (v *localVerifier) fetch(ctx context.Context, id, source string, known bool) (*clientEntry, error) {
+func (v *localVerifier) fetch(ctx context.Context, id string, source func() string, known bool) (*clientEntry, error) {
 	if until := v.cpDownUntil.Load(); until != 0 && v.now().UnixNano() < until {
 		return nil, errControlPlaneDown
 	}
@@ -276,7 +276,7 @@ func (v *localVerifier) fetch(ctx context.Context, id, source string, known bool
 		if known {
 			return nil
 		}
-		return v.limits.admit(source, v.now())
+		return v.limits.admit(source(), v.now())
 	}
 	e, err, shared := v.flights.DoGated(ctx, id, gate, func() (*clientEntry, error) {
 		if !known {
@@ -484,7 +484,7 @@ func (v *localVerifier) pruneTombstones() {
 
 // verify runs the protocol pipeline for one request. h is the parsed
 // Hawk header or bewit (id and ext), used only as the cache key.
-func (v *localVerifier) verify(ctx context.Context, req protocol.Request, id, ext, source string) verifyResult {
+func (v *localVerifier) verify(ctx context.Context, req protocol.Request, id, ext string, source func() string) verifyResult {
 	snap := v.roles.Load()
 	if snap == nil {
 		return verifyResult{Result: protocol.Result{Status: protocol.StatusFailed, Err: ErrNotReady, Message: ErrNotReady.Error()}}
@@ -502,7 +502,7 @@ type requestVerifier struct {
 	v       *localVerifier
 	snap    *roleSnapshot
 	id, ext string
-	source  string // sourceKey of the caller
+	source  func() string // sourceKey of the caller, worked out only for a fetch
 	entry   *clientEntry
 	stale   time.Duration
 }
