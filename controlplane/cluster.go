@@ -31,12 +31,15 @@ type Cluster interface {
 var ErrNoCluster = errors.New("controlplane: cluster operations are not configured")
 
 var (
-	nodeIDPattern   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-	raftAddrPattern = regexp.MustCompile(`^[A-Za-z0-9.\[\]:_-]{1,255}:[0-9]{1,5}$`)
-	joinSchema      = func() *schema {
+	nodeIDPattern             = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	raftAddrPattern           = regexp.MustCompile(`^[A-Za-z0-9.\[\]:_-]{1,255}:[0-9]{1,5}$`)
+	keyringFingerprintPattern = regexp.MustCompile(`^[0-9]{1,10}:[0-9a-f]{16}(,[0-9]{1,10}:[0-9a-f]{16})*$`) // the body limit bounds it
+	joinSchema                = func() *schema {
 		s := object([]string{"id", "raftAddr"},
 			"id", &schema{typ: "string", pattern: nodeIDPattern},
-			"raftAddr", &schema{typ: "string", pattern: raftAddrPattern})
+			"raftAddr", &schema{typ: "string", pattern: raftAddrPattern},
+			// raftstore.Keyring.Fingerprint of the joining node's keyring.
+			"keyring", &schema{typ: "string", pattern: keyringFingerprintPattern})
 		schemaIDs[s] = "tcauth-cluster-join-request"
 		return s
 	}()
@@ -89,6 +92,17 @@ func (s *Server) clusterJoin(c *call) error {
 	}
 	in := c.input.(map[string]any)
 	id, addr := in["id"].(string), in["raftAddr"].(string)
+	// A node with another deployment's keyring would replicate tokens it
+	// cannot open and answer 500 for every client: refuse it before it
+	// joins. (A joiner that sends no fingerprint is not checked.)
+	if fp, ok := in["keyring"].(string); ok {
+		if k, ok := s.cfg.PeerKeyring.(interface{ CheckFingerprint(string) error }); ok {
+			if err := k.CheckFingerprint(fp); err != nil {
+				return apiErr(protocol.CodeRequestConflict, "Node %s cannot join: its keyring is not this cluster's (%v). "+
+					"Copy keyring.json from a member of the cluster to the node and start it again", id, err)
+			}
+		}
+	}
 	if err := cl.Join(c.r.Context(), id, addr); err != nil {
 		return err
 	}

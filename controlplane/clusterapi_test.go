@@ -120,3 +120,34 @@ func TestClusterEndpointsUnconfigured(t *testing.T) {
 	r := e.api("GET", "/tcauth/cluster/peers", asRoot())
 	expectError(t, r, http.StatusNotFound, "ResourceNotFound")
 }
+
+// TestClusterJoinRefusesForeignKeyring: a joining node shows its keyring's
+// fingerprint; one that lacks or differs in a term of the cluster's
+// keyring is refused (409) before it joins, so it never replicates tokens
+// it cannot open. The membership is unchanged.
+func TestClusterJoinRefusesForeignKeyring(t *testing.T) {
+	node := raftstore.NewTestCluster(t, 1).WaitLeader()
+	e := newEnvWithStore(t, NewRaftStore(node), func(c *Config) { c.Cluster = node; c.PeerKeyring = node.Keyring() })
+	foreign := raftstore.TestKeyring(t)
+	for _, tc := range []struct {
+		name, fp string
+		status   int
+	}{
+		{"another deployment's keyring", foreign.Fingerprint(), 409},
+		{"a term the cluster holds is missing", "99:0123456789abcdef", 409},
+		{"malformed fingerprint", "1:xyz", 400},
+	} {
+		body := `{"id":"n9","raftAddr":"127.0.0.1:1","keyring":"` + tc.fp + `"}`
+		r := e.api("POST", "/tcauth/cluster/members", asRoot(), withBody(body))
+		if r.status != tc.status {
+			t.Errorf("%s: %d, want %d: %s", tc.name, r.status, tc.status, r.body)
+		}
+	}
+	peers, err := node.Peers()
+	if err != nil || len(peers) != 1 {
+		t.Fatalf("membership changed: %v %v", peers, err)
+	}
+	if err := node.Keyring().CheckFingerprint(node.Keyring().Fingerprint()); err != nil {
+		t.Fatalf("own fingerprint refused: %v", err)
+	}
+}

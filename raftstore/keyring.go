@@ -3,15 +3,20 @@ package raftstore
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Keyring seals access tokens before they are proposed, so that no
@@ -24,8 +29,63 @@ import (
 // | AES-256-GCM ciphertext and tag. The additional data is the clientId, so
 // a sealed token cannot be moved to another client.
 type Keyring struct {
-	primary uint32
-	aeads   map[uint32]cipher.AEAD
+	primary      uint32
+	aeads        map[uint32]cipher.AEAD
+	fingerprints map[uint32]string // keyFingerprint by term
+}
+
+// ErrForeignKeyring: a joining node's keyring lacks, or differs in, a key
+// term the cluster holds; it could not open the tokens it would replicate.
+var ErrForeignKeyring = errors.New("raftstore: the keyring is not this cluster's")
+
+// keyFingerprint names a key without revealing it: the first 8 bytes of
+// HMAC-SHA256(key, a fixed label).
+func keyFingerprint(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("tcauth/keyring-fingerprint/v1"))
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// Fingerprint lists the keyring's terms with their key fingerprints,
+// "term:hex" in ascending term order, comma-separated: what a joining node
+// shows the cluster so that a foreign keyring is refused before the node
+// replicates tokens it cannot open.
+func (k *Keyring) Fingerprint() string {
+	terms := make([]uint32, 0, len(k.fingerprints))
+	for t := range k.fingerprints {
+		terms = append(terms, t)
+	}
+	sort.Slice(terms, func(i, j int) bool { return terms[i] < terms[j] })
+	parts := make([]string, len(terms))
+	for i, t := range terms {
+		parts[i] = strconv.FormatUint(uint64(t), 10) + ":" + k.fingerprints[t]
+	}
+	return strings.Join(parts, ",")
+}
+
+// CheckFingerprint reports (ErrForeignKeyring) whether a keyring with
+// fingerprint fp lacks or differs in any term this keyring holds; it may
+// hold more (a rotation not yet everywhere).
+func (k *Keyring) CheckFingerprint(fp string) error {
+	theirs := map[uint32]string{}
+	for _, part := range strings.Split(fp, ",") {
+		ts, hexfp, ok := strings.Cut(part, ":")
+		t, err := strconv.ParseUint(ts, 10, 32)
+		if !ok || err != nil {
+			return fmt.Errorf("%w: malformed fingerprint %q", ErrForeignKeyring, part)
+		}
+		theirs[uint32(t)] = hexfp
+	}
+	for t, mine := range k.fingerprints {
+		got, ok := theirs[t]
+		if !ok {
+			return fmt.Errorf("%w: it has no key of term %d", ErrForeignKeyring, t)
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(mine)) != 1 {
+			return fmt.Errorf("%w: its key of term %d differs", ErrForeignKeyring, t)
+		}
+	}
+	return nil
 }
 
 const sealVersion = 1
@@ -39,7 +99,7 @@ func NewKeyring(primaryTerm uint32, keys map[uint32][]byte) (*Keyring, error) {
 	if _, ok := keys[primaryTerm]; !ok {
 		return nil, fmt.Errorf("raftstore: keyring has no key for primary term %d", primaryTerm)
 	}
-	k := &Keyring{primary: primaryTerm, aeads: make(map[uint32]cipher.AEAD, len(keys))}
+	k := &Keyring{primary: primaryTerm, aeads: make(map[uint32]cipher.AEAD, len(keys)), fingerprints: make(map[uint32]string, len(keys))}
 	for term, key := range keys {
 		if len(key) != 32 {
 			return nil, fmt.Errorf("raftstore: key term %d is %d bytes, want 32 (AES-256)", term, len(key))
@@ -53,6 +113,7 @@ func NewKeyring(primaryTerm uint32, keys map[uint32][]byte) (*Keyring, error) {
 			return nil, err
 		}
 		k.aeads[term] = aead
+		k.fingerprints[term] = keyFingerprint(key)
 	}
 	return k, nil
 }

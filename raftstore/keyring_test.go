@@ -115,3 +115,42 @@ func TestLoadKeyringFileDamaged(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyringFingerprint: a keyring accepts its own fingerprint and one
+// with extra terms (a rotation that reached the joiner first); a missing
+// or different term, or a malformed fingerprint, is ErrForeignKeyring.
+func TestKeyringFingerprint(t *testing.T) {
+	key := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+	mine, err := NewKeyring(2, map[uint32][]byte{1: key(1), 2: key(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(primary uint32, keys map[uint32][]byte) string {
+		k, err := NewKeyring(primary, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.Fingerprint()
+	}
+	for _, tc := range []struct {
+		name string
+		fp   string
+		ok   bool
+	}{
+		{"the same keys", mk(2, map[uint32][]byte{1: key(1), 2: key(2)}), true},
+		{"a further term as well", mk(3, map[uint32][]byte{1: key(1), 2: key(2), 3: key(3)}), true},
+		{"a term missing", mk(2, map[uint32][]byte{2: key(2)}), false},
+		{"a different key", mk(2, map[uint32][]byte{1: key(1), 2: key(9)}), false},
+		{"same key, other term", mk(3, map[uint32][]byte{1: key(1), 3: key(2)}), false},
+		{"malformed", "1:", false},
+		{"empty", "", false},
+	} {
+		err := mine.CheckFingerprint(tc.fp)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrForeignKeyring)) {
+			t.Errorf("%s (%q): %v", tc.name, tc.fp, err)
+		}
+	}
+	if fp := mine.Fingerprint(); strings.Contains(fp, string(key(1))) || len(fp) != len("1:0123456789abcdef,2:0123456789abcdef") {
+		t.Errorf("fingerprint %q", fp)
+	}
+}

@@ -145,7 +145,7 @@ func startLockedNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
 	}()
 	go func() { n.done <- server.Run(runCtx) }()
 	if o.JoinURL != "" {
-		if err := joinCluster(ctx, o.JoinURL, o.NodeID, store.RaftAddr()); err != nil {
+		if err := joinCluster(ctx, o.JoinURL, o.NodeID, store.RaftAddr(), store.Keyring().Fingerprint()); err != nil {
 			n.stop()
 			return nil, fmt.Errorf("join %s: %w", o.JoinURL, err)
 		}
@@ -157,7 +157,7 @@ func startLockedNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
 // node as a voter. It uses the TASKCLUSTER_* credentials of the operator
 // (scope auth:tcauth:cluster:join); Raft traffic itself still needs a
 // certificate from the cluster CA.
-func joinCluster(ctx context.Context, joinURL, id, raftAddr string) error {
+func joinCluster(ctx context.Context, joinURL, id, raftAddr, keyring string) error {
 	c := &tcclient.Client{RootURL: joinURL}
 	if env, err := tcclient.FromEnv(); err == nil {
 		c.Credentials = env.Credentials
@@ -166,11 +166,11 @@ func joinCluster(ctx context.Context, joinURL, id, raftAddr string) error {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 30; attempt++ {
-		lastErr = c.Do(ctx, http.MethodPost, "/tcauth/cluster/members", nil, map[string]string{"id": id, "raftAddr": raftAddr}, nil)
+		lastErr = c.Do(ctx, http.MethodPost, "/tcauth/cluster/members", nil, map[string]string{"id": id, "raftAddr": raftAddr, "keyring": keyring}, nil)
 		var apiErr *tcclient.Error
 		// 401 is retried too: a cluster that was just bootstrapped has not
 		// synced its static clients yet. Bad input and missing scopes are final.
-		if lastErr == nil || errors.As(lastErr, &apiErr) && (apiErr.StatusCode == 400 || apiErr.StatusCode == 403 || apiErr.StatusCode == 404) {
+		if lastErr == nil || errors.As(lastErr, &apiErr) && (apiErr.StatusCode == 400 || apiErr.StatusCode == 403 || apiErr.StatusCode == 404 || apiErr.StatusCode == 409) {
 			return lastErr
 		}
 		select {
