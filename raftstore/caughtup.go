@@ -370,6 +370,20 @@ func (o *observingTransport) pump() {
 	}
 }
 
+// AppendEntriesPipeline refuses pipelining, so raft replicates with one
+// AppendEntries in flight per follower (still up to MaxAppendEntries
+// entries each). hashicorp/raft's pipeline can deadlock: when a follower
+// answers Success=false, pipelineDecode returns while the send loop may
+// still park one more request on the pipeline's in-progress channel, whose
+// reader is parked on the done channel nobody reads; the pipeline's Close
+// is deferred behind that send, so that follower never gets another entry
+// (heartbeats still flow, so no election heals it) and Shutdown hangs.
+// grafana/pyroscope#5518 describes it and disables pipelining the same
+// way; this suite hit it as a raftstore test hanging in Close.
+func (o *observingTransport) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
+}
+
 // Consumer is where raft reads incoming RPCs.
 func (o *observingTransport) Consumer() <-chan raft.RPC { return o.consumer }
 
