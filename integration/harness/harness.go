@@ -61,15 +61,27 @@ func Bin(t testing.TB) string {
 	return builtBin
 }
 
-// FreeAddr returns a loopback address with a port nobody listens on now.
+// handedOut remembers every address FreeAddr returned in this test
+// process. A port is free only until the process it was meant for binds
+// it, and the kernel may hand a just-closed port out again: a cluster's
+// third node once got the first node's HTTP port as its Raft port.
+var handedOut sync.Map // string → struct{}
+
+// FreeAddr returns a loopback address with a port nobody listens on now
+// and that no earlier call in this process returned.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, taken := handedOut.LoadOrStore(addr, struct{}{}); !taken {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // Process is one running tcauth (or other) process.
