@@ -1,14 +1,12 @@
 package controlplane
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -193,42 +191,28 @@ func (s *Server) reportLastUsed(c *call) error {
 	return c.reply(struct{}{})
 }
 
-// forwardChecked authenticates the caller on the node that received the
-// request, then forwards it to the leader. The body is read (and checked)
-// here and handed on unchanged; credentials are verified, and for routes
-// whose scopes depend on the path alone the scopes too, so that nothing a
-// node would refuse itself reaches the leader. The leader then verifies
-// the same Hawk signature again from the original bytes: a forwarded
-// request never gets more than its caller has, whatever any node says
-// about it. Scopes that depend on the body (createClient's scopes, say)
-// are checked by the leader's handler only.
+// forwardChecked reads (and checks) the body on the node that received the
+// request, then forwards it to the leader, unchanged. Signed requests are
+// the leader's to judge: it verifies the same Hawk signature from the
+// original bytes against current state, so a forwarded request never gets
+// more than its caller has, whatever any node says about it — and a
+// refusal here could only mean that this node is behind (a client created,
+// a token reset or a role granted on another node a moment ago), so
+// checking here would cost a verification and decide nothing. Unsigned
+// callers are turned away here when the route's path-only scopes refuse
+// them; scopes that depend on the body (createClient's scopes, say) are
+// checked by the leader's handler only.
 func (c *call) forwardChecked() {
 	if err := c.readBody(); err != nil {
 		c.fail(err)
 		return
 	}
-	c.r.Body = io.NopCloser(bytes.NewReader(c.body))
-	c.r.ContentLength = int64(len(c.body))
-	c.r.TransferEncoding = nil
-	var err error
-	if c.route.auto {
-		err = c.authorize(stringParams(c.params))
-	} else {
-		_, err = c.authenticate()
-	}
-	if err != nil {
-		var ae *protocol.APIError
-		if c.signed() && errors.As(err, &ae) && isRefusal(ae, c.route) {
-			// A signed request refused here may be refused only because
-			// this node is behind: its client created, its token reset or
-			// its role granted on another node a moment ago. The leader
-			// decides from current state, verifying the same signature
-			// itself; only unsigned callers are turned away here.
-			c.s.forward.serve(c)
+	c.rewindBody()
+	if !c.signed() && c.route.auto {
+		if err := c.authorize(stringParams(c.params)); err != nil {
+			c.fail(err)
 			return
 		}
-		c.fail(err)
-		return
 	}
 	c.s.forward.serve(c)
 }

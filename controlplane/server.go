@@ -667,11 +667,7 @@ func (c *call) handOff() bool {
 		return false
 	}
 	c.handedOff = true
-	// The body was read already; the leader (or the second pass) needs it
-	// as sent: the Hawk payload hash covers it.
-	c.r.Body = io.NopCloser(bytes.NewReader(c.body))
-	c.r.ContentLength = int64(len(c.body))
-	c.r.TransferEncoding = nil
+	c.rewindBody()
 	if !s.store.IsLeader() && !c.byPeer && s.store.LeaderAPIAddress() != "" {
 		s.forward.serve(c)
 		return true
@@ -685,6 +681,15 @@ func (c *call) handOff() bool {
 	c.auth, c.input, c.query = nil, nil, nil
 	c.serve()
 	return true
+}
+
+// rewindBody makes the request's body the bytes already read (c.body), as
+// sent: the leader, or a second pass, needs them (the Hawk payload hash
+// covers them).
+func (c *call) rewindBody() {
+	c.r.Body = io.NopCloser(bytes.NewReader(c.body))
+	c.r.ContentLength = int64(len(c.body))
+	c.r.TransferEncoding = nil
 }
 
 // marshalPretty is JSON.stringify(v, null, 2): two-space indent and no
