@@ -543,11 +543,8 @@ func replayLog(path, dir string, bolt *raftboltdb.BoltStore, after uint64, st *s
 		}
 		switch l.Type {
 		case raft.LogCommand:
-			var cmd Command
 			// Rejected or undecodable commands change nothing, as in the FSM.
-			if json.Unmarshal(l.Data, &cmd) == nil {
-				applyQuietly(st, &cmd)
-			}
+			_, _, _ = applyCommand(st, l.Data)
 		case raft.LogConfiguration:
 			c, err := decodeConfiguration(l.Data)
 			if err != nil {
@@ -568,11 +565,4 @@ func decodeConfiguration(b []byte) (c raft.Configuration, err error) {
 		}
 	}()
 	return raft.DecodeConfiguration(b), nil
-}
-
-// applyQuietly applies cmd for the start-up check, recovering as the FSM
-// does: a command that panics there is rejected there too.
-func applyQuietly(st *state, cmd *Command) {
-	defer func() { _ = recover() }()
-	_, _, _ = st.apply(cmd)
 }

@@ -59,28 +59,32 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	return out
 }
 
-func (f *fsm) applyOne(l *raft.Log) (resp *applyResponse) {
-	resp = &applyResponse{}
-	defer func() {
-		if r := recover(); r != nil {
-			// Never crash a node on a command: every node reaches the same
-			// verdict for the same bytes, so rejecting keeps them agreed.
-			resp.err = fmt.Errorf("%w: apply panicked: %v", ErrBadCommand, r)
-		}
-	}()
-	var cmd Command
-	if err := json.Unmarshal(l.Data, &cmd); err != nil {
-		resp.err = fmt.Errorf("%w: %v", ErrBadCommand, err)
-		return resp
-	}
-	res, changes, err := f.st.apply(&cmd)
+func (f *fsm) applyOne(l *raft.Log) *applyResponse {
+	res, changes, err := applyCommand(f.st, l.Data)
 	res.Index = l.Index
 	for i := range changes {
 		changes[i].Index = l.Index
 	}
 	f.feed.add(changes)
-	resp.result, resp.err = res, err
-	return resp
+	return &applyResponse{result: res, err: err}
+}
+
+// applyCommand decodes a command entry and applies it to st: the one way
+// log bytes become state, for the FSM and for the start-up check that
+// replays the log (datadir.go). Undecodable bytes and a panicking apply are
+// rejected (ErrBadCommand), never a crash: every node reaches the same
+// verdict for the same bytes, so rejecting keeps them agreed.
+func applyCommand(st *state, data []byte) (res ApplyResult, changes []Change, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, changes, err = ApplyResult{}, nil, fmt.Errorf("%w: apply panicked: %v", ErrBadCommand, r)
+		}
+	}()
+	var cmd Command
+	if err := json.Unmarshal(data, &cmd); err != nil {
+		return ApplyResult{}, nil, fmt.Errorf("%w: %v", ErrBadCommand, err)
+	}
+	return st.apply(&cmd)
 }
 
 func (f *fsm) notifyApplied() {
