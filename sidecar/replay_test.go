@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -122,5 +123,41 @@ func TestTrimLevel(t *testing.T) {
 		if got := trimLevel(shares, tc.need); got != tc.want {
 			t.Errorf("trimLevel(%v, %d) = %d, want %d", tc.counts, tc.need, got, tc.want)
 		}
+	}
+}
+
+// BenchmarkNonceStoreMemory: heap of a full store at the default size
+// (1,000,000), for the shapes that bound it — one busy client, a thousand
+// clients with a thousand nonces each, and a million clients with one
+// (named temporary credentials can mint ids; each record counts as 16).
+func BenchmarkNonceStoreMemory(b *testing.B) {
+	now := time.Now().Unix()
+	for _, shape := range []struct {
+		name            string
+		clients, nonces int
+	}{
+		{"1x1000000", 1, 1_000_000},
+		{"1000x1000", 1000, 1000},
+		{"1000000x1", 1_000_000, 1},
+	} {
+		b.Run(shape.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				s := newNonceStore(15*time.Minute, 1_000_000)
+				for c := 0; c < shape.clients; c++ {
+					id := "project/worker-" + strconv.Itoa(c)
+					for n := 0; n < shape.nonces; n++ {
+						s.check(id, strconv.FormatInt(now-int64(n%900), 10), "n"+strconv.Itoa(n))
+					}
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB")
+				b.ReportMetric(float64(s.len()), "entries")
+				runtime.KeepAlive(s)
+			}
+		})
 	}
 }
