@@ -12,6 +12,9 @@ type BackupSummary struct {
 	Index   uint64 // the Raft index the state stands at
 	Clients int
 	Roles   int
+	// LoginRecords counts the login service's records (sessions, grants,
+	// OAuth2 codes and tokens): a restore replaces them too.
+	LoginRecords int
 	// Newest is the latest change the state records (an audit entry, or a
 	// client's or role's lastModified); NewestWhat says what it was.
 	Newest     time.Time
@@ -25,7 +28,7 @@ func SummarizeBackup(r io.Reader) (BackupSummary, error) {
 	if err != nil {
 		return BackupSummary{}, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 	}
-	sum := BackupSummary{Index: idx, Clients: len(st.clients), Roles: len(st.roles)}
+	sum := BackupSummary{Index: idx, Clients: len(st.clients), Roles: len(st.roles), LoginRecords: len(st.logins)}
 	note := func(at time.Time, what string) {
 		if at.After(sum.Newest) {
 			sum.Newest, sum.NewestWhat = at, what

@@ -180,7 +180,7 @@ func (s *Store) tryCatchUp(ri *readIndex) (uint64, bool) {
 		// A new leader's commit index can lag behind what its predecessor
 		// acknowledged until an entry of its own term commits; the barrier
 		// is that entry, and it returns once the FSM has applied it.
-		if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
+		if err := s.awaitFuture(s.raft.Barrier(s.cfg.ApplyTimeout)); err != nil {
 			return 0, false
 		}
 		if !s.IsLeader() || s.raft.CurrentTerm() != term {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -121,6 +122,10 @@ func (f *fsm) capture() *snapshot {
 	for k, v := range st.meta {
 		snap.meta[k] = v
 	}
+	snap.logins = make([]*LoginRecord, 0, len(st.logins))
+	for _, r := range st.logins {
+		snap.logins = append(snap.logins, r)
+	}
 	return snap
 }
 
@@ -149,6 +154,7 @@ type snapshot struct {
 	roles   []*Role
 	audit   []AuditEntry
 	meta    map[string]map[string]string
+	logins  []*LoginRecord // unordered; writeTo sorts them
 }
 
 type snapshotHeader struct {
@@ -158,6 +164,9 @@ type snapshotHeader struct {
 	Clients int    `json:"clients"`
 	Roles   int    `json:"roles"`
 	Audit   int    `json:"audit"`
+	// LoginRecords is omitted when zero, so a backup made before login
+	// records existed reads as one with none.
+	LoginRecords int `json:"loginRecords,omitempty"`
 }
 
 type snapshotLine struct {
@@ -165,6 +174,7 @@ type snapshotLine struct {
 	Role   *Role                        `json:"role,omitempty"`
 	Audit  *AuditEntry                  `json:"audit,omitempty"`
 	Meta   map[string]map[string]string `json:"meta,omitempty"`
+	Login  *LoginRecord                 `json:"login,omitempty"`
 	// End is the last line: a backup cut anywhere (even after its last
 	// record) is refused rather than restored short.
 	End bool `json:"end,omitempty"`
@@ -176,7 +186,7 @@ func (s *snapshot) writeTo(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	if err := enc.Encode(snapshotHeader{Format: snapshotFormat, Version: 1, Index: s.index,
-		Clients: len(s.clients), Roles: len(s.roles), Audit: len(s.audit)}); err != nil {
+		Clients: len(s.clients), Roles: len(s.roles), Audit: len(s.audit), LoginRecords: len(s.logins)}); err != nil {
 		return err
 	}
 	for _, c := range s.clients {
@@ -191,6 +201,16 @@ func (s *snapshot) writeTo(w io.Writer) error {
 	}
 	for i := range s.audit {
 		if err := enc.Encode(snapshotLine{Audit: &s.audit[i]}); err != nil {
+			return err
+		}
+	}
+	// Sorted here, off the apply path, so that equal states give equal files.
+	sort.Slice(s.logins, func(i, j int) bool {
+		a, b := s.logins[i], s.logins[j]
+		return a.Kind < b.Kind || a.Kind == b.Kind && a.Key < b.Key
+	})
+	for _, r := range s.logins {
+		if err := enc.Encode(snapshotLine{Login: r}); err != nil {
 			return err
 		}
 	}
@@ -247,14 +267,19 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 			st.audit = append(st.audit, *line.Audit)
 		case line.Meta != nil:
 			st.meta = line.Meta
+		case line.Login != nil:
+			if err := line.Login.check(); err != nil {
+				return nil, 0, fmt.Errorf("raftstore: snapshot: %v", err)
+			}
+			st.putLogin(line.Login)
 		}
 	}
 	if !ended {
 		return nil, 0, errors.New("raftstore: snapshot is truncated: no end line")
 	}
-	if len(st.clients) != h.Clients || len(st.roles) != h.Roles || len(st.audit) != h.Audit {
-		return nil, 0, fmt.Errorf("raftstore: snapshot is truncated: %d/%d clients, %d/%d roles, %d/%d audit",
-			len(st.clients), h.Clients, len(st.roles), h.Roles, len(st.audit), h.Audit)
+	if len(st.clients) != h.Clients || len(st.roles) != h.Roles || len(st.audit) != h.Audit || len(st.logins) != h.LoginRecords {
+		return nil, 0, fmt.Errorf("raftstore: snapshot is truncated: %d/%d clients, %d/%d roles, %d/%d audit, %d/%d login records",
+			len(st.clients), h.Clients, len(st.roles), h.Roles, len(st.audit), h.Audit, len(st.logins), h.LoginRecords)
 	}
 	// The one full index build: on restore, never on a role change.
 	res, err := newResolverChecked(st)

@@ -20,17 +20,41 @@ func FuzzApplyCommand(f *testing.F) {
 	f.Add(seed(Command{Op: OpSyncStaticClients, Static: []StaticClient{{ClientID: "static/x"}}}))
 	f.Add([]byte(`{"op":"delete-expired-clients","time":"2020-01-01T00:00:00Z"}`))
 	f.Add([]byte(`{"op":"create-role","role":null}`))
+	f.Add(seed(Command{Op: OpLoginPut, MaxPerIdentity: 1, Login: &LoginRecord{Kind: "session", Key: "k2", Identity: "u", SealedData: []byte("x")}}))
+	f.Add(seed(Command{Op: OpLoginPut, Create: true, Login: &LoginRecord{Kind: "session", Key: "k"}}))
+	f.Add(seed(Command{Op: OpLoginTake, Kind: "session", Key: "k", Time: time.Unix(1, 0)}))
+	f.Add(seed(Command{Op: OpLoginDelete, Kind: "session", Identity: "u"}))
+	f.Add(seed(Command{Op: OpLoginDelete, Kind: "session", Keys: []string{"k", ""}}))
+	f.Add(seed(Command{Op: OpLoginPurge, Time: time.Unix(1<<40, 0)}))
+	f.Add([]byte(`{"op":"login-put","login":{"kind":"session","key":"a\u0000b"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := newFSM(16)
 		// Some state for the command to act on.
 		m.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: seed(Command{Op: OpCreateClient, Client: &Client{ClientID: "a"}})})
 		m.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: seed(Command{Op: OpCreateRole, Role: &Role{RoleID: "r", Scopes: []string{"R"}}})})
-		before := len(m.st.ids) + len(m.st.roles)
-		resp := m.Apply(&raft.Log{Index: 3, Type: raft.LogCommand, Data: data}).(*applyResponse)
-		if resp.err != nil && !errIsReject(resp.err) && len(m.st.ids)+len(m.st.roles) != before {
-			t.Fatalf("malformed command changed the state: %v", resp.err)
+		m.Apply(&raft.Log{Index: 3, Type: raft.LogCommand, Data: seed(Command{Op: OpLoginPut, Login: &LoginRecord{
+			Kind: "session", Key: "k", Identity: "u", Expires: time.Unix(100, 0)}})})
+		size := func() int { return len(m.st.ids) + len(m.st.roles) + len(m.st.logins) + len(m.st.loginsByIdentity) }
+		before := size()
+		resp := m.Apply(&raft.Log{Index: 4, Type: raft.LogCommand, Data: data}).(*applyResponse)
+		if resp.err != nil && size() != before {
+			t.Fatalf("rejected command changed the state: %v", resp.err)
 		}
-		if m.index.Load() != 3 {
+		// The identity index always matches the records.
+		n := 0
+		for _, set := range m.st.loginsByIdentity {
+			n += len(set)
+		}
+		withID := 0
+		for _, r := range m.st.logins {
+			if r.Identity != "" {
+				withID++
+			}
+		}
+		if n != withID {
+			t.Fatalf("identity index holds %d keys for %d records", n, withID)
+		}
+		if m.index.Load() != 4 {
 			t.Fatalf("index %d", m.index.Load())
 		}
 	})

@@ -21,6 +21,11 @@ type state struct {
 	resolver *scopeengine.Resolver
 	audit    []AuditEntry // in apply order
 	meta     map[string]map[string]string
+	// logins are the login service's records by loginIndexKey(kind, key);
+	// loginsByIdentity indexes their keys by loginIndexKey(kind, identity)
+	// for per-identity limits and deletes (login.go).
+	logins           map[string]*LoginRecord
+	loginsByIdentity map[string]map[string]struct{}
 }
 
 func newState() *state {
@@ -29,6 +34,9 @@ func newState() *state {
 		roles:    map[string]*Role{},
 		resolver: mustResolver(nil),
 		meta:     map[string]map[string]string{},
+
+		logins:           map[string]*LoginRecord{},
+		loginsByIdentity: map[string]map[string]struct{}{},
 	}
 }
 
@@ -107,6 +115,11 @@ func (s *state) apply(cmd *Command) (ApplyResult, []Change, error) {
 	var res ApplyResult
 	var changes []Change
 	change := func(kind, id, op string) { changes = append(changes, Change{Kind: kind, ID: id, Op: op}) }
+	if isLoginOp(cmd.Op) {
+		// Not clients or roles: no audit, no change feed.
+		res, err := s.applyLogin(cmd)
+		return res, nil, err
+	}
 	switch cmd.Op {
 	case OpCreateClient:
 		c := cmd.Client

@@ -240,6 +240,31 @@ func (s *Store) Close() error {
 	return err
 }
 
+// awaitFuture waits for f, or until Close begins. hashicorp/raft with
+// BatchApplyCh buffers its apply channel, and Shutdown never answers a
+// future still waiting in that buffer (raft.go: only the follower and
+// candidate loops drain it), so an Apply or Barrier enqueued just before
+// Close would block its caller — and Close, which waits for the catch-up
+// monitor — forever. Seen as TestLockDataDir hanging in Close. After
+// Close the answer is raft.ErrRaftShutdown: the command may or may not
+// have committed (Apply maps it to ErrOutcomeUnknown). The goroutine left
+// behind ends when raft answers, or with the process.
+func (s *Store) awaitFuture(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-s.cu.stop:
+		select {
+		case err := <-done:
+			return err
+		default:
+			return raft.ErrRaftShutdown
+		}
+	}
+}
+
 // RaftAddr is the address peers reach this node's Raft transport at.
 func (s *Store) RaftAddr() string { return string(s.transport.LocalAddr()) }
 
@@ -265,7 +290,7 @@ func (s *Store) Apply(ctx context.Context, cmd Command) (ApplyResult, error) {
 		timeout = time.Until(dl)
 	}
 	f := s.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
+	if err := s.awaitFuture(f); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrEnqueueTimeout) {
 			return ApplyResult{}, fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}
@@ -482,7 +507,7 @@ func (s *Store) LinearizableRead(ctx context.Context) error {
 	ready := s.readyTerm == term
 	s.termMu.Unlock()
 	if !ready {
-		if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
+		if err := s.awaitFuture(s.raft.Barrier(s.cfg.ApplyTimeout)); err != nil {
 			return fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}
 		s.termMu.Lock()
@@ -500,7 +525,7 @@ func (s *Store) LinearizableRead(ctx context.Context) error {
 	// costs one more heartbeat round trip on reads that need consensus
 	// (never on authentication, which reads local state).
 	for range 2 {
-		if err := s.raft.VerifyLeader().Error(); err != nil {
+		if err := s.awaitFuture(s.raft.VerifyLeader()); err != nil {
 			return fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}
 	}
@@ -674,6 +699,11 @@ func (s *Store) RestoreSnapshot(r io.Reader) error {
 	for id, c := range st.clients {
 		if _, err := s.cfg.Keyring.Open(id, c.SealedToken); err != nil {
 			return fmt.Errorf("%w: the access token of client %s cannot be opened with this cluster's keyring (%v)", ErrBadSnapshot, id, err)
+		}
+	}
+	for _, r := range st.logins {
+		if _, err := s.OpenLoginData(*r); err != nil {
+			return fmt.Errorf("%w: a login record (%s) cannot be opened with this cluster's keyring (%v)", ErrBadSnapshot, r.Kind, err)
 		}
 	}
 	// raft stores a user snapshot at max(lastIndex, meta.Index)+1. Stamp

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -356,5 +358,37 @@ func TestChangeFeedRing(t *testing.T) {
 	}
 	if got, _ := f.since(5); len(got) != 0 {
 		t.Fatalf("since(5) = %v", got)
+	}
+}
+
+// neverAnswered is a raft future nobody answers: what hashicorp/raft
+// leaves behind for a command still in its buffered apply channel when it
+// shuts down.
+type neverAnswered struct{ raft.Future }
+
+func (neverAnswered) Error() error { select {} }
+
+// TestAwaitFutureEndsAtClose: waiting on a future that raft never answers
+// ends when the store closes, with raft.ErrRaftShutdown, instead of
+// blocking its caller (and Close, through the catch-up monitor) forever.
+func TestAwaitFutureEndsAtClose(t *testing.T) {
+	s, _ := singleNode(t)
+	got := make(chan error, 1)
+	go func() { got <- s.awaitFuture(neverAnswered{}) }()
+	select {
+	case err := <-got:
+		t.Fatalf("returned before Close: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if !errors.Is(err, raft.ErrRaftShutdown) {
+			t.Fatalf("err %v, want raft.ErrRaftShutdown", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still waiting 5 s after Close")
 	}
 }

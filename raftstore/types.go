@@ -110,6 +110,15 @@ type Command struct {
 	Static      []StaticClient       `json:"static,omitempty"`
 	NodeID      string               `json:"nodeId,omitempty"`
 	Meta        map[string]string    `json:"meta,omitempty"`
+
+	// Login-state writes (login.go).
+	Login          *LoginRecord `json:"login,omitempty"`          // login-put
+	Create         bool         `json:"create,omitempty"`         // login-put
+	MaxPerIdentity int          `json:"maxPerIdentity,omitempty"` // login-put
+	Kind           string       `json:"kind,omitempty"`           // login-take, login-delete
+	Key            string       `json:"key,omitempty"`            // login-take
+	Keys           []string     `json:"keys,omitempty"`           // login-delete
+	Identity       string       `json:"identity,omitempty"`       // login-delete
 }
 
 // ApplyResult is what a command did.
@@ -118,6 +127,9 @@ type ApplyResult struct {
 	Client *Client // the client after the write (create/update/reset/enable/disable), or the existing one on ErrConflict
 	Role   *Role   // likewise for roles
 	Count  int     // how many records a batch command touched
+	// Login is the login record a login-put stored (the existing one on
+	// ErrConflict) or a login-take took.
+	Login *LoginRecord
 }
 
 // Errors, as package-level sentinels (wrapped with detail where useful).
