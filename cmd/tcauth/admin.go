@@ -7,13 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/protocol/tcclient"
 )
 
@@ -66,41 +65,20 @@ func oneArg(c *cli.Context, what string) (string, error) {
 	return c.Args().First(), nil
 }
 
-var fromNowPattern = regexp.MustCompile(`^\s*([+-]?)\s*(\d+)\s*(years?|yr|y|months?|mo|weeks?|wk|w|days?|d|hours?|h|minutes?|min|m|seconds?|sec|s)\s*$`)
-
-// parseExpires accepts an ISO 8601 time or a relative time in the spirit of
-// Taskcluster's fromNow ("1 year", "30 days", "2h", "-1 hour").
+// parseExpires accepts an ISO 8601 time or a relative time in
+// Taskcluster's fromNow syntax ("1 year", "30 days", "2h", "- 1 hour",
+// "1d2h3min"; a month is 30 days and a year 365, as taskcluster-client
+// counts them). fromNow takes "" as now; an --expires of now is a mistake,
+// so an expression must name at least one amount.
 func parseExpires(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
-	m := fromNowPattern.FindStringSubmatch(strings.ToLower(s))
-	if m == nil {
+	t, err := protocol.FromNow(s, now)
+	if err != nil || !strings.ContainsAny(s, "0123456789") {
 		return time.Time{}, badInput("--expires %q: want an ISO 8601 time or a relative time like \"1 year\", \"30 days\", \"12h\"", s)
 	}
-	n, err := strconv.Atoi(m[2])
-	if err != nil {
-		return time.Time{}, badInput("--expires %q: %v", s, err)
-	}
-	if m[1] == "-" {
-		n = -n
-	}
-	switch unit := m[3]; {
-	case strings.HasPrefix(unit, "y"):
-		return now.AddDate(n, 0, 0), nil
-	case strings.HasPrefix(unit, "mo"):
-		return now.AddDate(0, n, 0), nil
-	case strings.HasPrefix(unit, "w"):
-		return now.AddDate(0, 0, 7*n), nil
-	case strings.HasPrefix(unit, "d"):
-		return now.AddDate(0, 0, n), nil
-	case strings.HasPrefix(unit, "h"):
-		return now.Add(time.Duration(n) * time.Hour), nil
-	case strings.HasPrefix(unit, "m"):
-		return now.Add(time.Duration(n) * time.Minute), nil
-	default:
-		return now.Add(time.Duration(n) * time.Second), nil
-	}
+	return t, nil
 }
 
 func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }

@@ -16,7 +16,10 @@ func TestParseExpires(t *testing.T) {
 		{in: "1 year", want: now.AddDate(1, 0, 0)},
 		{in: "30 days", want: now.AddDate(0, 0, 30)},
 		{in: "2 weeks", want: now.AddDate(0, 0, 14)},
-		{in: "1 month", want: now.AddDate(0, 1, 0)},
+		{in: "1 month", want: now.AddDate(0, 0, 30)}, // fromNow: a month is 30 days
+		{in: "- 15 min", want: now.Add(-15 * time.Minute)},
+		{in: "1d2h3min", want: now.Add(26*time.Hour + 3*time.Minute)},
+		{in: "1 year 2 weeks", want: now.AddDate(0, 0, 365+14)},
 		{in: "12h", want: now.Add(12 * time.Hour)},
 		{in: "-1 hour", want: now.Add(-time.Hour)},
 		{in: "90 minutes", want: now.Add(90 * time.Minute)},
@@ -24,6 +27,8 @@ func TestParseExpires(t *testing.T) {
 		{in: "soon", bad: true},
 		{in: "1 fortnight", bad: true},
 		{in: "", bad: true},
+		{in: "-", bad: true},
+		{in: "2h 1d", bad: true}, // components in fromNow's order only
 	}
 	for _, tc := range tests {
 		got, err := parseExpires(tc.in, now)
