@@ -13,7 +13,7 @@ BENCHTIME ?= 1s
 NODE_DIR  := integration/node
 BIN       := bin/tcauth
 
-.PHONY: all build test test-unit test-integration test-reliability lint fuzz bench deps deps-node deps-net deps-nginx clean
+.PHONY: all build test test-unit test-integration test-reliability lint fuzz bench deps deps-node deps-net deps-nginx deps-oidc deps-browser clean
 
 all: build
 
@@ -25,7 +25,19 @@ test: deps lint test-unit fuzz test-integration test-reliability
 	@echo "make test: all checks passed"
 
 ## deps: install what the tests need on a fresh machine.
-deps: deps-node deps-net deps-nginx
+deps: deps-node deps-net deps-nginx deps-oidc deps-browser
+
+# The example OpenID provider of github.com/zitadel/oidc/v3 (example/server:
+# discovery, a login form, users from USERS_FILE), the real OIDC provider of
+# integration/login. Built once into bin/peers/ from the Go module proxy (or
+# the module cache, offline); the tests find it through TCAUTH_OIDC_EXAMPLE.
+OIDC_EXAMPLE         = $(CURDIR)/bin/peers/zitadel-oidc-example
+OIDC_EXAMPLE_VERSION = v3.52.0
+deps-oidc:
+	@if [ ! -x $(OIDC_EXAMPLE) ]; then \
+		echo "building the zitadel/oidc $(OIDC_EXAMPLE_VERSION) example OpenID provider into bin/peers/"; \
+		tmp=$$(mktemp -d) && GOBIN=$$tmp GOFLAGS=-mod=mod $(GO) install github.com/zitadel/oidc/v3/example/server@$(OIDC_EXAMPLE_VERSION) && \
+		mkdir -p $(dir $(OIDC_EXAMPLE)) && mv $$tmp/server $(OIDC_EXAMPLE) && rmdir $$tmp; fi
 
 # Debian's nginx and its headers-more module (examples/nginx clears every
 # caller-supplied X-Taskcluster-* header with it) for the forward-auth
@@ -39,6 +51,17 @@ deps-nginx:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light libnginx-mod-http-headers-more-filter >/dev/null && \
 		{ service nginx stop >/dev/null 2>&1 || true; }; \
 		[ -f $(NGINX_HEADERS_MORE) ] || { echo "deps-nginx: $(NGINX_HEADERS_MORE) missing after install"; exit 1; }; fi
+
+# Debian's headless Chromium for the web UI's browser tests
+# (integration/webui, driven with chromedp), which find it through
+# TCAUTH_BROWSER. Checked by file: chromedp's own lookup does not know the
+# headless-shell name.
+HEADLESS_CHROMIUM = /usr/bin/chromium-headless-shell
+deps-browser:
+	@if [ ! -x $(HEADLESS_CHROMIUM) ]; then \
+		echo "installing chromium-headless-shell from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium-headless-shell >/dev/null; \
+		[ -x $(HEADLESS_CHROMIUM) ] || { echo "deps-browser: $(HEADLESS_CHROMIUM) missing after install"; exit 1; }; fi
 
 deps-net:
 	@command -v ip >/dev/null 2>&1 || { echo "installing iproute2 from Debian"; \
@@ -59,7 +82,7 @@ test-unit: deps
 	TCAUTH_REQUIRE_PEERS=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration/)
 
 test-integration: build deps
-	TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 15m $$($(GO) list ./integration/... | grep -v /reliability)
+	TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_OIDC_EXAMPLE=$(OIDC_EXAMPLE) TCAUTH_BROWSER=$(HEADLESS_CHROMIUM) TCAUTH_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 15m $$($(GO) list ./integration/... | grep -v /reliability)
 
 ## test-reliability: fault injection in network namespaces (root), the
 ## linearizability check and the security table; ends with a summary table.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tcauth/tcauth/controlplane/login"
 	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/scopeengine"
 )
@@ -73,6 +74,12 @@ type Config struct {
 	ChangesMaxWait time.Duration
 	// ClientCacheSize bounds the cache of expanded client scopes (default 10000).
 	ClientCacheSize int
+	// Login configures the login service (browser sign-in, credentials
+	// for users, third-party sign-in; package login), served at /login/…,
+	// /graphql and /api/login/v1/…. nil = none. Its Sealer defaults to
+	// PeerKeyring (the cluster keyring), its Now and Logger to these.
+	// The Store must implement LoginStore.
+	Login *login.Config
 	// Now is the clock (default time.Now); tests freeze it.
 	Now func() time.Time
 	// Logger receives JSON logs; default slog JSON on stderr. Secrets are

@@ -29,6 +29,16 @@ const (
 func (s *Server) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	if s.login != nil {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			if err := s.login.Run(ctx); err != nil {
+				s.log.Error("login service jobs stopped", "error", err.Error())
+			}
+		}()
+	}
 	wasLeader := false
 	var lastExpiry, lastPurge, lastFlush time.Time
 	for {
@@ -52,6 +62,8 @@ func (s *Server) Run(ctx context.Context) error {
 		if leader {
 			if err := s.SyncStaticClients(ctx); err != nil {
 				s.log.Warn("static client sync failed; will retry", "error", err.Error())
+			} else {
+				s.checkLoginIssuer()
 			}
 			if now.Sub(lastExpiry) >= s.cfg.ExpiryInterval {
 				if err := s.DeleteExpiredClients(ctx); err == nil {
@@ -186,4 +198,19 @@ func (s *Server) sendLastUsed(ctx context.Context, batch map[string]time.Time) e
 		return fmt.Errorf("leader answered %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// checkLoginIssuer warns, once, when the login service's issuer client
+// does not exist: every credentials request would then fail. Checked on
+// the leader after its static clients are synced (the issuer is usually
+// one of them).
+func (s *Server) checkLoginIssuer() {
+	if s.login == nil || s.issuerChecked {
+		return
+	}
+	s.issuerChecked = true
+	if _, ok := s.store.Client(s.login.Issuer()); !ok {
+		s.log.Warn("the login service's issuer client does not exist: users cannot get credentials until it is created or configured as a static client",
+			"issuer", s.login.Issuer())
+	}
 }

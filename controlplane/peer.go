@@ -36,6 +36,9 @@ const peerHeader = "X-Tcauth-Peer"
 const (
 	purposeForward  = "forward"
 	purposeLastUsed = "last-used"
+	// purposeLoginApply: a login write a follower hands to the leader
+	// (loginbackend.go), bound to its body.
+	purposeLoginApply = "login-apply"
 )
 
 // Peer ticket timing. A forward ticket is reused for peerTicketReuse (it

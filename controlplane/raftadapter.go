@@ -2,8 +2,11 @@ package controlplane
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 
+	"github.com/tcauth/tcauth/controlplane/login"
 	"github.com/tcauth/tcauth/raftstore"
 	"github.com/tcauth/tcauth/scopeengine"
 )
@@ -144,4 +147,71 @@ func (a raftStore) Apply(ctx context.Context, cmd Command) error {
 	}
 	_, err := a.rs.Apply(ctx, rc)
 	return err
+}
+
+// ---- login records (LoginStore) ----
+
+// ApplyLogin maps a login write onto raftstore's login ops, sealing the
+// record's data first: plaintext never enters the log.
+func (a raftStore) ApplyLogin(ctx context.Context, cmd login.Command) (login.Result, uint64, error) {
+	rc := raftstore.Command{Time: cmd.Time}
+	switch cmd.Op {
+	case login.OpPut:
+		r := cmd.Record
+		rec := &raftstore.LoginRecord{Kind: r.Kind, Key: r.Key, Identity: r.Identity, Created: r.Created, Expires: r.Expires}
+		if len(r.Data) > 0 {
+			sealed, err := a.rs.SealLoginData(r.Kind, r.Key, r.Data)
+			if err != nil {
+				return login.Result{}, 0, err
+			}
+			rec.SealedData = sealed
+		}
+		rc.Op, rc.Login, rc.Create, rc.MaxPerIdentity = raftstore.OpLoginPut, rec, cmd.Create, cmd.MaxPerIdentity
+	case login.OpTake:
+		rc.Op, rc.Kind, rc.Key = raftstore.OpLoginTake, cmd.Kind, cmd.Key
+	case login.OpDelete:
+		rc.Op, rc.Kind, rc.Keys, rc.Identity = raftstore.OpLoginDelete, cmd.Kind, cmd.Keys, cmd.Identity
+	case login.OpPurge:
+		rc.Op = raftstore.OpLoginPurge
+	default:
+		return login.Result{}, 0, fmt.Errorf("%w: unknown login op %q", raftstore.ErrBadCommand, cmd.Op)
+	}
+	res, err := a.rs.Apply(ctx, rc)
+	out := login.Result{Count: res.Count}
+	// The taken record, or on a conflict the existing one.
+	if res.Login != nil && (cmd.Op == login.OpTake || errors.Is(err, raftstore.ErrConflict)) {
+		rec, oerr := a.openLogin(*res.Login)
+		if oerr != nil && err == nil {
+			return out, res.Index, oerr
+		}
+		out.Record = rec
+	}
+	switch {
+	case errors.Is(err, raftstore.ErrNotFound):
+		err = fmt.Errorf("%w (%v)", login.ErrNotFound, err)
+	case errors.Is(err, raftstore.ErrConflict):
+		err = fmt.Errorf("%w (%v)", login.ErrConflict, err)
+	}
+	return out, res.Index, err
+}
+
+func (a raftStore) openLogin(r raftstore.LoginRecord) (login.Record, error) {
+	data, err := a.rs.OpenLoginData(r)
+	if err != nil {
+		return login.Record{}, fmt.Errorf("controlplane: opening login record data: %w", err)
+	}
+	return login.Record{Kind: r.Kind, Key: r.Key, Identity: r.Identity, Created: r.Created, Expires: r.Expires, Data: data}, nil
+}
+
+func (a raftStore) LoginRecord(kind, key string) (login.Record, bool, error) {
+	r, ok := a.rs.LoginRecord(kind, key)
+	if !ok {
+		return login.Record{}, false, nil
+	}
+	rec, err := a.openLogin(r)
+	return rec, true, err
+}
+
+func (a raftStore) WaitForIndex(ctx context.Context, idx uint64) error {
+	return a.rs.WaitForIndex(ctx, idx)
 }

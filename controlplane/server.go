@@ -24,6 +24,8 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tcauth/tcauth/controlplane/login"
+	"github.com/tcauth/tcauth/controlplane/webui"
 	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/scopeengine"
 )
@@ -52,6 +54,12 @@ type Server struct {
 
 	staticMu     sync.Mutex
 	staticSynced bool // static clients synced during the current leadership
+
+	// The login service (Config.Login; nil without) and its backend.
+	login         *login.Service
+	loginBackend  *loginBackend
+	webui         *webui.Server // the web UI, with the login service
+	issuerChecked bool          // the issuer client's existence was checked (Run)
 }
 
 // New validates cfg and returns a Server over store.
@@ -85,7 +93,61 @@ func New(cfg Config, store Store) (*Server, error) {
 	}
 	s.peers = &peerTickets{keyring: cfg.PeerKeyring, now: cfg.Now}
 	s.routes = s.buildRoutes()
+	if cfg.Login != nil {
+		if err := s.startLogin(*cfg.Login); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// startLogin builds the login service over a loginBackend.
+func (s *Server) startLogin(lc login.Config) error {
+	ls, ok := s.store.(LoginStore)
+	if !ok {
+		return errors.New("controlplane: the login service needs a store that keeps login records (LoginStore)")
+	}
+	if s.readIndexClient == nil {
+		s.readIndexClient = &http.Client{Timeout: 2 * time.Second}
+	}
+	if lc.Sealer == nil {
+		lc.Sealer = s.peers.sealer()
+	}
+	if lc.Now == nil {
+		lc.Now = s.cfg.Now
+	}
+	if lc.Logger == nil {
+		lc.Logger = s.log
+	}
+	if lc.ClientAddr == nil {
+		lc.ClientAddr = s.clientAddr
+	}
+	s.loginBackend = newLoginBackend(s, ls)
+	svc, err := login.New(lc, s.loginBackend)
+	if err != nil {
+		return err
+	}
+	s.login = svc
+	// The web UI calls the API in process with the signed-in user's own
+	// credentials, signed for the public URL (webui/transport.go).
+	ui, err := webui.New(webui.Config{Login: svc, API: http.HandlerFunc(s.serveAPI), RootURL: lc.PublicURL, Logger: s.log, Now: s.cfg.Now})
+	if err != nil {
+		return err
+	}
+	s.webui = ui
+	return nil
+}
+
+// Login is the login service (nil without Config.Login).
+func (s *Server) Login() *login.Service { return s.login }
+
+// LoginBackend is the login service's backend over this server's store
+// (nil without Config.Login).
+func (s *Server) LoginBackend() login.Backend {
+	if s.loginBackend == nil {
+		return nil
+	}
+	return s.loginBackend
 }
 
 // Handler returns the HTTP handler: the API under /api/auth/v1, the
@@ -98,6 +160,20 @@ func (s *Server) Handler() http.Handler {
 		if r.URL.Path == "/metrics" {
 			metricsHandler.ServeHTTP(w, r)
 			return
+		}
+		if s.login != nil {
+			if r.URL.Path == apiPrefix+loginApplyPath {
+				s.loginBackend.serveLoginApply(w, r)
+				return
+			}
+			if login.Owns(r.URL.Path) {
+				s.login.Handler().ServeHTTP(w, r)
+				return
+			}
+			if webui.Owns(r.URL.Path) {
+				s.webui.Handler().ServeHTTP(w, r)
+				return
+			}
 		}
 		s.serveAPI(w, r)
 	})
@@ -482,6 +558,32 @@ func (s *Server) trusted(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// clientAddr is the caller's address for the login service's per-source
+// budgets: the peer, or, when the peer is a trusted proxy, the last
+// X-Forwarded-For entry — the address that proxy itself saw (entries
+// before it were written by the caller and prove nothing).
+func (s *Server) clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if !s.trusted(r) {
+		return host
+	}
+	vs := r.Header.Values("X-Forwarded-For")
+	if len(vs) == 0 {
+		return host
+	}
+	last := vs[len(vs)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	if last = strings.TrimSpace(last); last != "" {
+		return last
+	}
+	return host
 }
 
 // authenticate verifies the request's own credentials (once per request)

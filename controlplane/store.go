@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/tcauth/tcauth/controlplane/login"
 	"github.com/tcauth/tcauth/raftstore"
 	"github.com/tcauth/tcauth/scopeengine"
 )
@@ -69,6 +70,21 @@ type Store interface {
 type CatchUpReporter interface {
 	CaughtUp() bool
 	WaitCaughtUp(ctx context.Context) error
+}
+
+// LoginStore is implemented by a Store that keeps the login service's
+// replicated records (the raftstore adapter); a Server configured with
+// Config.Login needs one. ApplyLogin runs on the leader only (ErrNotLeader
+// elsewhere): it seals each record's Data with the cluster keyring before
+// proposing, and answers the Raft index the command was applied at, which
+// a follower that handed the write over waits for (read-your-writes).
+// It returns login.ErrNotFound and login.ErrConflict for the rejections of
+// login.Command; LoginRecord opens the stored Data.
+type LoginStore interface {
+	ApplyLogin(ctx context.Context, cmd login.Command) (login.Result, uint64, error)
+	LoginRecord(kind, key string) (login.Record, bool, error)
+	// WaitForIndex returns once this node has applied idx (or ctx ends).
+	WaitForIndex(ctx context.Context, idx uint64) error
 }
 
 // Errors a Store returns (wrapped or not): raftstore's sentinels, so that

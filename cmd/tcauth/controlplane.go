@@ -19,8 +19,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
+	"gopkg.in/yaml.v3"
 
 	"github.com/tcauth/tcauth/controlplane"
+	"github.com/tcauth/tcauth/controlplane/login"
 	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/protocol/tcclient"
 	"github.com/tcauth/tcauth/raftstore"
@@ -42,7 +44,10 @@ type nodeOptions struct {
 	TrustedProxies          []string
 	WebsocktunnelSecret     string
 	LastUsedInterval        time.Duration // 0 = controlplane's default
-	Logger                  *slog.Logger
+	// Login configures the login service (--login-config); nil = none.
+	// An empty publicUrl becomes the root URL.
+	Login  *login.Config
+	Logger *slog.Logger
 }
 
 // runningNode is a started node: its store, API server and HTTP listener.
@@ -123,6 +128,13 @@ func startLockedNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
 	cfg.PeerKeyring = keyring
 	if o.LastUsedInterval > 0 {
 		cfg.LastUsedInterval = o.LastUsedInterval
+	}
+	if o.Login != nil {
+		lc := *o.Login
+		if lc.PublicURL == "" {
+			lc.PublicURL = cfg.RootURL
+		}
+		cfg.Login = &lc
 	}
 	server, err := controlplane.New(cfg, controlplane.NewRaftStore(store))
 	if err != nil {
@@ -237,6 +249,7 @@ func controlplaneCommand() *cli.Command {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "last-used-interval", Value: controlplane.DefaultConfig().LastUsedInterval, Usage: "how often batched lastDateUsed updates are committed", EnvVars: []string{"TCAUTH_LAST_USED_INTERVAL"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "websocktunnel-secret", Usage: "secret for websocktunnelToken", EnvVars: []string{"TCAUTH_WEBSOCKTUNNEL_SECRET"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"TCAUTH_LOG_LEVEL"}}),
+		altsrc.NewStringFlag(loginConfigFlag()),
 	}
 	return &cli.Command{
 		Name:   "controlplane",
@@ -251,6 +264,7 @@ func controlplaneCommand() *cli.Command {
 				return badInput("--bootstrap and --join exclude each other")
 			}
 			log := newLogger(c.String("log-level"))
+			var err error
 			o := nodeOptions{
 				NodeID: c.String("node-id"), DataDir: c.String("data-dir"), HTTPAddr: c.String("http-addr"),
 				AdvertiseURL: c.String("advertise-url"), RootURL: c.String("root-url"), RaftAddr: c.String("raft-addr"),
@@ -258,6 +272,9 @@ func controlplaneCommand() *cli.Command {
 				InsecureRaft: c.Bool("insecure-raft"), KeyringPath: c.String("keyring"),
 				TrustedProxies: c.StringSlice("trusted-proxy"), WebsocktunnelSecret: c.String("websocktunnel-secret"), Logger: log,
 				LastUsedInterval: c.Duration("last-used-interval"),
+			}
+			if o.Login, err = loadLoginConfig(c.String("login-config")); err != nil {
+				return err
 			}
 			if ca, cert, key := c.String("tls-ca"), c.String("tls-cert"), c.String("tls-key"); ca != "" || cert != "" || key != "" {
 				tlsCfg, err := raftstore.LoadTLSConfig(ca, cert, key)
@@ -335,4 +352,33 @@ func waitReady(ctx context.Context, root string, creds *protocol.Credentials, ti
 		}
 	}
 	return fmt.Errorf("the control plane did not become ready within %s (%s)", timeout, why)
+}
+
+func loginConfigFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "login-config", Usage: "YAML file configuring the login service (sign-in providers, apps; " +
+		"publicUrl defaults to the root URL); unset = no login service", EnvVars: []string{"TCAUTH_LOGIN_CONFIG"}}
+}
+
+// loadLoginConfig reads a --login-config file ("" = none). Unknown keys
+// are refused, so a misspelt option stops the start-up naming the file
+// and the line instead of being silently ignored.
+func loadLoginConfig(path string) (*login.Config, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, badInput("--login-config: %v", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	var lc login.Config
+	if err := dec.Decode(&lc); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = errors.New("the file is empty")
+		}
+		return nil, badInput("--login-config %s: %v", path, err)
+	}
+	return &lc, nil
 }

@@ -29,6 +29,8 @@ import (
 const (
 	devSidecarClientID = "static/tcauth/dev-sidecar"
 	devReaderClientID  = "static/tcauth/dev-notes-reader"
+	// devWebServerClientID issues users' credentials when --login-config is given.
+	devWebServerClientID = "static/taskcluster/web-server"
 )
 
 var devSidecarScopes = []string{
@@ -44,9 +46,14 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:8080", Usage: "control-plane API address"},
 			&cli.StringFlag{Name: "sidecar-addr", Value: "127.0.0.1:8081", Usage: "address of the sidecar in front of the notes example (\"\" = no sidecar)"},
 			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"},
+			loginConfigFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			log := newLogger(c.String("log-level"))
+			loginCfg, err := loadLoginConfig(c.String("login-config"))
+			if err != nil {
+				return err
+			}
 			dir, err := filepath.Abs(c.String("data-dir"))
 			if err != nil {
 				return err
@@ -62,15 +69,24 @@ func devCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			static := []controlplane.StaticClient{
+				{ClientID: devSidecarClientID, AccessToken: sidecarTok, Scopes: devSidecarScopes,
+					Description: "the sidecar `tcauth dev` runs in front of the notes example"},
+				{ClientID: devReaderClientID, AccessToken: readerTok, Scopes: []string{"notes:list", "notes:read:*"},
+					Description: "may read notes but not write them: the tour's denied call"},
+			}
+			// With a login service, its default issuer exists too (the
+			// built-in web-server client), so sign-in works out of the box.
+			if loginCfg != nil && (loginCfg.Issuer == "" || loginCfg.Issuer == devWebServerClientID) {
+				tok, _, err := controlplane.EnsureTokenFile(filepath.Join(dir, "dev-web-server-access-token"))
+				if err != nil {
+					return err
+				}
+				static = append(static, controlplane.StaticClient{ClientID: devWebServerClientID, AccessToken: tok})
+			}
 			n, err := startNode(c.Context, nodeOptions{
 				NodeID: "dev", DataDir: dir, HTTPAddr: c.String("http-addr"), RaftAddr: "127.0.0.1:0",
-				Bootstrap: true, InsecureRaft: true, Logger: log,
-				StaticClients: []controlplane.StaticClient{
-					{ClientID: devSidecarClientID, AccessToken: sidecarTok, Scopes: devSidecarScopes,
-						Description: "the sidecar `tcauth dev` runs in front of the notes example"},
-					{ClientID: devReaderClientID, AccessToken: readerTok, Scopes: []string{"notes:list", "notes:read:*"},
-						Description: "may read notes but not write them: the tour's denied call"},
-				},
+				Bootstrap: true, InsecureRaft: true, Logger: log, Login: loginCfg, StaticClients: static,
 			})
 			if err != nil {
 				return err

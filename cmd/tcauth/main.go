@@ -33,6 +33,7 @@ func newApp() *cli.App {
 			controlplaneCommand(),
 			devCommand(),
 			sidecarCommand(),
+			signinCommand(),
 		},
 	}
 }

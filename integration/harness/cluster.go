@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -49,6 +50,17 @@ type ClusterConfig struct {
 	// Keyring, if set, is copied in as the cluster's token keyring (to
 	// restore another cluster's backup); otherwise bootstrap makes one.
 	Keyring string
+	// StaticClients are written to a --static-clients file that every
+	// node gets (besides the root client each node makes itself).
+	StaticClients []StaticClient
+}
+
+// StaticClient is one entry of the --static-clients file.
+type StaticClient struct {
+	ClientID    string   `json:"clientId"`
+	AccessToken string   `json:"accessToken"`
+	Description string   `json:"description,omitempty"`
+	Scopes      []string `json:"scopes,omitempty"`
 }
 
 // Cluster is a set of control-plane nodes sharing a keyring, a CA and
@@ -109,6 +121,17 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	if len(cfg.StaticClients) > 0 {
+		b, err := json.Marshal(cfg.StaticClients)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(c.Dir, "static-clients.json"), b, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.cfg.ExtraArgs = append(c.cfg.ExtraArgs[:len(c.cfg.ExtraArgs):len(c.cfg.ExtraArgs)],
+			"--static-clients", filepath.Join(c.Dir, "static-clients.json"))
 	}
 	for i := 0; i < cfg.Size; i++ {
 		c.Nodes = append(c.Nodes, c.newNode(i, ids[i]))
@@ -171,7 +194,14 @@ func (c *Cluster) Bootstrap() error {
 		return err
 	}
 	tokFile := filepath.Join(first.Dir, "root-access-token")
+	var exited error
 	if err := Eventually(30*time.Second, func() error {
+		if !first.Running() {
+			// A node that exited (a bad flag, a bad config file) makes
+			// no token: say so now rather than after the timeout.
+			exited = fmt.Errorf("%s exited before writing its root token:\n%s", first.ID, first.Log())
+			return nil
+		}
 		b, err := os.ReadFile(tokFile)
 		if err != nil || len(strings.TrimSpace(string(b))) == 0 {
 			return fmt.Errorf("no root token at %s yet", tokFile)
@@ -180,6 +210,9 @@ func (c *Cluster) Bootstrap() error {
 		return nil
 	}); err != nil {
 		return err
+	}
+	if exited != nil {
+		return exited
 	}
 	if err := c.WaitMembers(0, 1, 30*time.Second); err != nil {
 		return err
