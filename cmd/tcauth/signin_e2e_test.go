@@ -5,18 +5,16 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tcauth/tcauth/controlplane"
+	"github.com/tcauth/tcauth/controlplane/controlplanetest"
 	"github.com/tcauth/tcauth/controlplane/login"
 	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/protocol/tcclient"
@@ -119,43 +117,18 @@ func parseExports(t *testing.T, out string) map[string]string {
 // service (issuer static/login-issuer) and web UI, behind httptest.
 type signinControlPlane struct {
 	URL  string
-	fake *fakeSigninStrategy
+	fake *controlplanetest.FakeStrategy
 }
 
 func newSigninControlPlane(t *testing.T) *signinControlPlane {
 	t.Helper()
-	rc := raftstore.NewTestCluster(t, 1)
-	var mu sync.RWMutex
-	var h http.Handler = http.NotFoundHandler()
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.RLock()
-		defer mu.RUnlock()
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(hs.Close)
-	cfg := controlplane.DefaultConfig()
-	cfg.AdvertiseURL, cfg.PeerKeyring = hs.URL, rc.Keyring
-	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	cfg.StaticClients = []controlplane.StaticClient{
-		{ClientID: "static/test/root", AccessToken: "test-root-token-0123456789abcdef", Scopes: []string{"*"}, Description: "test root"},
-		{ClientID: "static/login-issuer", AccessToken: "web-server-secret-0123456789ab", Description: "issues users' credentials",
-			Scopes: []string{"auth:create-client:fake/*", "assume:login-identity:*", "assume:fake-group:*"}},
-	}
-	cfg.Login = &login.Config{PublicURL: hs.URL, Issuer: "static/login-issuer"}
-	srv, err := controlplane.New(cfg, controlplane.NewRaftStore(rc.Nodes[0]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := &fakeSigninStrategy{users: map[string]login.User{}}
-	srv.Login().TestingAddStrategy(fake)
-	mu.Lock()
-	h = srv.Handler()
-	mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go srv.Run(ctx)
-	cp := &signinControlPlane{URL: hs.URL, fake: fake}
-	root := &tcclient.Client{RootURL: hs.URL, Credentials: &protocol.Credentials{ClientID: "static/test/root", AccessToken: "test-root-token-0123456789abcdef"}}
+	fake := controlplanetest.NewFakeStrategy()
+	n := controlplanetest.Start(t, raftstore.NewTestCluster(t, 1), func(cfg *controlplane.Config) {
+		cfg.StaticClients = append(cfg.StaticClients, controlplanetest.RootClient())
+	}, fake)[0]
+	cp := &signinControlPlane{URL: n.URL, fake: fake}
+	root := &tcclient.Client{RootURL: n.URL, Credentials: &protocol.Credentials{ClientID: controlplanetest.RootID, AccessToken: controlplanetest.RootToken}}
+	ctx := t.Context()
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		// The roles a deployment gives its users; a write also proves a leader.
 		err := root.Do(ctx, "PUT", "/roles/"+tcclient.PathSegment("login-identity:*"), nil, map[string]any{"description": "every user",
@@ -188,7 +161,7 @@ func (cp *signinControlPlane) signedInBrowser(t *testing.T, subject string, role
 	jar, _ := cookiejar.New(nil)
 	b := &signinBrowser{cp: cp, hc: &http.Client{Jar: jar, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-	cp.fake.add(subject, login.User{IdentityID: subject, Roles: roles})
+	cp.fake.AddUser(subject, login.User{IdentityID: subject, Roles: roles})
 	res, _, err := b.do("GET", cp.URL+"/login/fake?mode=redirect&returnTo=%2Fprofile", nil)
 	if err != nil || res.StatusCode != http.StatusFound {
 		t.Fatalf("sign-in start: %v %v", res, err)
@@ -249,51 +222,4 @@ func (b *signinBrowser) complete(signinURL string) error {
 		return errors.Join(err, errors.New("callback: "+res.Status+" "+body))
 	}
 	return nil
-}
-
-// fakeSigninStrategy is a stand-in identity provider: the code is the
-// subject of a user added with add.
-type fakeSigninStrategy struct {
-	mu    sync.Mutex
-	users map[string]login.User
-}
-
-func (f *fakeSigninStrategy) add(subject string, u login.User) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	u.ProviderID = "fake"
-	f.users[subject] = u
-}
-
-func (f *fakeSigninStrategy) Name() string { return "fake" }
-
-func (f *fakeSigninStrategy) AuthCodeURL(state, nonce, verifier, redirectURL string) string {
-	return "https://idp.example/authorize?" + url.Values{"state": {state}}.Encode()
-}
-
-func (f *fakeSigninStrategy) user(subject string) (login.User, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	u, ok := f.users[subject]
-	return u, ok
-}
-
-func (f *fakeSigninStrategy) Exchange(ctx context.Context, code, nonce, verifier, redirectURL string) (login.User, login.Grant, error) {
-	u, ok := f.user(code)
-	if !ok {
-		return login.User{}, login.Grant{}, errors.New("fake: unknown code")
-	}
-	return u, login.Grant{Subject: u.IdentityID, AccessToken: "provider-" + code}, nil
-}
-
-func (f *fakeSigninStrategy) Refresh(ctx context.Context, g login.Grant) (login.User, login.Grant, bool, error) {
-	u, ok := f.user(g.Subject)
-	if !ok {
-		return login.User{}, g, false, login.ErrUserGone
-	}
-	return u, g, false, nil
-}
-
-func (f *fakeSigninStrategy) BearerUser(context.Context, string) (login.User, error) {
-	return login.User{}, login.ErrNotSupported
 }

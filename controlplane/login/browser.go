@@ -45,13 +45,21 @@ func (s *Service) redirectURL(strategy string) string {
 	return s.cfg.PublicURL + "/login/" + strategy + "/callback"
 }
 
+// pathStrategy is the strategy the path names ({strategy}). Without one
+// of that name it answers 404 and ok is false.
+func (s *Service) pathStrategy(w http.ResponseWriter, r *http.Request) (name string, st Strategy, ok bool) {
+	name = r.PathValue("strategy")
+	if st, ok = s.strategies[name]; !ok {
+		s.writeError(w, "login", protocol.CodeResourceNotFound, "No such sign-in strategy", map[string]string{"strategy": name})
+	}
+	return name, st, ok
+}
+
 // serveStart is GET /login/{strategy}: seal state, nonce and PKCE verifier
 // into a flow cookie and send the browser to the provider.
 func (s *Service) serveStart(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("strategy")
-	st, ok := s.strategies[name]
+	name, st, ok := s.pathStrategy(w, r)
 	if !ok {
-		s.writeError(w, "login", protocol.CodeResourceNotFound, "No such sign-in strategy", map[string]string{"strategy": name})
 		return
 	}
 	q := r.URL.Query()
@@ -95,10 +103,8 @@ func (s *Service) serveStart(w http.ResponseWriter, r *http.Request) {
 // serveCallback is GET /login/{strategy}/callback: check the flow cookie
 // and state, exchange the code, store the grant and a new session.
 func (s *Service) serveCallback(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("strategy")
-	st, ok := s.strategies[name]
+	name, st, ok := s.pathStrategy(w, r)
 	if !ok {
-		s.writeError(w, "login", protocol.CodeResourceNotFound, "No such sign-in strategy", map[string]string{"strategy": name})
 		return
 	}
 	q := r.URL.Query()
@@ -283,17 +289,24 @@ func (s *Service) renderFailure(w http.ResponseWriter, status int, text string) 
 // no-store and no-referrer: the callback URL carries the provider's code.
 func (s *Service) renderPage(w http.ResponseWriter, status int, d pageData) {
 	d.Nonce = randomToken(18)
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+d.Nonce+"'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
+	setPageHeaders(w.Header(), "default-src 'none'; script-src 'nonce-"+d.Nonce+"'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	if err := pageTemplate.Execute(w, d); err != nil {
 		s.log.Warn("rendering a sign-in page failed", "error", err.Error())
 	}
+}
+
+// setPageHeaders sets the headers of every HTML page the login service
+// writes: its Content-Security-Policy csp; never stored (a page may show
+// what only this user may see); no Referer from it (its URL may carry a
+// provider's code or an OAuth2 transaction); no MIME sniffing; no framing.
+func setPageHeaders(h http.Header, csp string) {
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", csp)
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
 }
 
 // serveLogout is POST /login/logout: the session ends on every node (a

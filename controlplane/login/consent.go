@@ -287,13 +287,7 @@ func (s *Service) renderOAuthPage(w http.ResponseWriter, status int, p oauthPage
 	if p.FormTarget != "" {
 		formAction += " " + p.FormTarget
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+p.Nonce+"'; base-uri 'none'; form-action "+formAction+"; frame-ancestors 'none'")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
+	setPageHeaders(w.Header(), "default-src 'none'; style-src 'nonce-"+p.Nonce+"'; base-uri 'none'; form-action "+formAction+"; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	if err := oauthTemplate.Execute(w, p); err != nil {
 		s.log.Warn("rendering a third-party sign-in page failed", "error", err.Error())

@@ -3,12 +3,6 @@ package login
 // Exports for the external tests (package login_test) that run the
 // browser flow over the control plane's real replicated backend.
 
-// AddStrategyForTest adds a strategy to a built service (before serving).
-func (s *Service) AddStrategyForTest(st Strategy) {
-	s.strategies[st.Name()] = st
-	s.order = append(s.order, st.Name())
-}
-
 type FakeStrategy = fakeStrategy
 
 func NewFakeStrategy(name string) *FakeStrategy     { return newFakeStrategy(name) }

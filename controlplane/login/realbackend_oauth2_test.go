@@ -1,21 +1,18 @@
 package login_test
 
 import (
-	"context"
 	"encoding/json"
 	"html"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tcauth/tcauth/controlplane"
+	"github.com/tcauth/tcauth/controlplane/controlplanetest"
 	"github.com/tcauth/tcauth/controlplane/login"
 	"github.com/tcauth/tcauth/raftstore"
 )
@@ -146,7 +143,7 @@ func TestOAuthFlowRealBackend(t *testing.T) {
 	for _, e := range entries {
 		actions = append(actions, e.ActionType+" by "+e.ClientID)
 	}
-	if got := strings.Join(actions, "; "); !strings.Contains(got, "by static/login-issuer") || len(entries) < 2 {
+	if got := strings.Join(actions, "; "); !strings.Contains(got, "by "+controlplanetest.IssuerID) || len(entries) < 2 {
 		t.Fatalf("audit: %s", got)
 	}
 	// a disabled client is not handed out again
@@ -156,46 +153,8 @@ func TestOAuthFlowRealBackend(t *testing.T) {
 }
 
 func newOAuthNode(t *testing.T, rc *raftstore.TestCluster, fake *login.FakeStrategy) (string, *controlplane.Server) {
-	var mu sync.RWMutex
-	var h http.Handler
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.RLock()
-		defer mu.RUnlock()
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(hs.Close)
-	cfg := controlplane.DefaultConfig()
-	cfg.AdvertiseURL = hs.URL
-	cfg.PeerKeyring = rc.Keyring
-	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	cfg.StaticClients = []controlplane.StaticClient{{ClientID: "static/login-issuer",
-		AccessToken: "web-server-secret-0123456789ab", Description: "the login issuer",
-		Scopes: []string{"auth:create-client:fake/*", "assume:login-identity:*", "assume:fake-group:*"}}}
-	cfg.Login = &login.Config{PublicURL: hs.URL, Issuer: "static/login-issuer", Apps: []login.App{
-		{ClientID: "myapp", Scopes: []string{"secrets:get:x"}, RedirectURIs: []string{"https://app.example/cb"}}}}
-	srv, err := controlplane.New(cfg, controlplane.NewRaftStore(rc.Nodes[0]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Login().AddStrategyForTest(fake)
-	mu.Lock()
-	h = srv.Handler()
-	mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go srv.Run(ctx)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		res, err := http.Get(hs.URL + "/api/auth/v1/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return hs.URL, srv
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("node never ready")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	n := controlplanetest.Start(t, rc, func(cfg *controlplane.Config) {
+		cfg.Login.Apps = []login.App{{ClientID: "myapp", Scopes: []string{"secrets:get:x"}, RedirectURIs: []string{"https://app.example/cb"}}}
+	}, fake)[0]
+	return n.URL, n.Server
 }

@@ -2,21 +2,18 @@ package webui_test
 
 import (
 	"context"
-	"errors"
 	"html"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tcauth/tcauth/controlplane"
+	"github.com/tcauth/tcauth/controlplane/controlplanetest"
 	"github.com/tcauth/tcauth/controlplane/login"
 	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/protocol/tcclient"
@@ -28,17 +25,10 @@ import (
 // an httptest server, with a fake sign-in strategy "fake".
 type uiHarness struct {
 	URL  string
-	Fake *fakeStrategy
-	srv  *controlplane.Server
+	Fake *controlplanetest.FakeStrategy
 }
 
-const (
-	rootID     = "static/test/root"
-	rootToken  = "test-root-token-0123456789abcdef"
-	issuerID   = "static/login-issuer"
-	issuerTok  = "web-server-secret-0123456789ab"
-	adminsRole = "fake-group:admins"
-)
+const adminsRole = "fake-group:admins"
 
 // newUI builds the harness. publicURL "" = the httptest server's URL; a
 // different one (e.g. https://auth.example.com) makes the UI sign its API
@@ -46,55 +36,14 @@ const (
 // listener, as behind a TLS-terminating proxy.
 func newUI(t *testing.T, publicURL string) *uiHarness {
 	t.Helper()
-	rc := raftstore.NewTestCluster(t, 1)
-	var mu sync.RWMutex
-	var h http.Handler
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.RLock()
-		defer mu.RUnlock()
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(hs.Close)
-	if publicURL == "" {
-		publicURL = hs.URL
-	}
-	cfg := controlplane.DefaultConfig()
-	cfg.AdvertiseURL = hs.URL
-	cfg.PeerKeyring = rc.Keyring
-	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	cfg.StaticClients = []controlplane.StaticClient{
-		{ClientID: rootID, AccessToken: rootToken, Description: "test root", Scopes: []string{"*"}},
-		{ClientID: issuerID, AccessToken: issuerTok, Description: "signs users' temporary credentials",
-			Scopes: []string{"auth:create-client:fake/*", "assume:login-identity:*", "assume:fake-group:*"}},
-	}
-	cfg.Login = &login.Config{PublicURL: publicURL, Issuer: issuerID}
-	srv, err := controlplane.New(cfg, controlplane.NewRaftStore(rc.Nodes[0]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := newFakeStrategy("fake")
-	srv.Login().TestingAddStrategy(fake)
-	mu.Lock()
-	h = srv.Handler()
-	mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go srv.Run(ctx)
-	ui := &uiHarness{URL: hs.URL, Fake: fake, srv: srv}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		res, err := http.Get(hs.URL + "/api/auth/v1/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				break
-			}
+	fake := controlplanetest.NewFakeStrategy()
+	n := controlplanetest.Start(t, raftstore.NewTestCluster(t, 1), func(cfg *controlplane.Config) {
+		cfg.StaticClients = append(cfg.StaticClients, controlplanetest.RootClient())
+		if publicURL != "" {
+			cfg.Login.PublicURL = publicURL
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the control plane never became ready")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}, fake)[0]
+	ui := &uiHarness{URL: n.URL, Fake: fake}
 	// The admins role grants every auth: scope.
 	ui.rootDo(t, "PUT", "/roles/"+tcclient.PathSegment(adminsRole), map[string]any{"description": "admins", "scopes": []string{"auth:*"}}, nil)
 	return ui
@@ -102,7 +51,7 @@ func newUI(t *testing.T, publicURL string) *uiHarness {
 
 // root is a tcclient as the root client, over the network.
 func (ui *uiHarness) root() *tcclient.Client {
-	return &tcclient.Client{RootURL: ui.URL, Credentials: &protocol.Credentials{ClientID: rootID, AccessToken: rootToken}}
+	return &tcclient.Client{RootURL: ui.URL, Credentials: &protocol.Credentials{ClientID: controlplanetest.RootID, AccessToken: controlplanetest.RootToken}}
 }
 
 func (ui *uiHarness) rootDo(t *testing.T, method, route string, body, out any) {
@@ -145,7 +94,7 @@ func (ui *uiHarness) signIn(t *testing.T, subject string, roles ...string) *brow
 	t.Helper()
 	b := ui.browser(t)
 	code := "code-" + subject
-	ui.Fake.addUser(code, login.User{IdentityID: subject, Roles: roles})
+	ui.Fake.AddUser(code, login.User{IdentityID: subject, Roles: roles})
 	b.completeSignIn(ui.URL+"/login/fake?mode=redirect&returnTo=%2Fprofile", code, "/profile")
 	return b
 }
@@ -230,60 +179,6 @@ func (b *browser) csrf() string {
 		b.t.Fatalf("no CSRF token on the create page (%d)", p.StatusCode)
 	}
 	return m[1]
-}
-
-// fakeStrategy is a stand-in for an identity provider (no real provider
-// is needed for page tests; integration/webui uses a real OIDC one).
-type fakeStrategy struct {
-	name       string
-	mu         sync.Mutex
-	codes      map[string]login.User
-	users      map[string]login.User
-	refreshErr error
-}
-
-func newFakeStrategy(name string) *fakeStrategy {
-	return &fakeStrategy{name: name, codes: map[string]login.User{}, users: map[string]login.User{}}
-}
-
-func (f *fakeStrategy) Name() string { return f.name }
-
-func (f *fakeStrategy) AuthCodeURL(state, nonce, verifier, redirectURL string) string {
-	return "https://idp.example/authorize?" + url.Values{"state": {state}, "redirect_uri": {redirectURL}}.Encode()
-}
-
-func (f *fakeStrategy) addUser(code string, u login.User) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	u.ProviderID = f.name
-	f.codes[code], f.users[u.IdentityID] = u, u
-}
-
-func (f *fakeStrategy) Exchange(ctx context.Context, code, nonce, verifier, redirectURL string) (login.User, login.Grant, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	u, ok := f.codes[code]
-	if !ok {
-		return login.User{}, login.Grant{}, errors.New("fake: unknown code")
-	}
-	return u, login.Grant{Subject: u.IdentityID, AccessToken: "provider-" + code}, nil
-}
-
-func (f *fakeStrategy) Refresh(ctx context.Context, g login.Grant) (login.User, login.Grant, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.refreshErr != nil {
-		return login.User{}, g, false, f.refreshErr
-	}
-	u, ok := f.users[g.Subject]
-	if !ok {
-		return login.User{}, g, false, login.ErrUserGone
-	}
-	return u, g, false, nil
-}
-
-func (f *fakeStrategy) BearerUser(context.Context, string) (login.User, error) {
-	return login.User{}, login.ErrNotSupported
 }
 
 // loginUser is a provider user with the given roles.

@@ -178,7 +178,7 @@ func TestSignedOutRedirect(t *testing.T) {
 		t.Fatalf("no sign-in button:\n%s", p.Body)
 	}
 	link := strings.ReplaceAll(m[1], "&amp;", "&")
-	ui.Fake.addUser("code-carol", loginUser("carol", adminsRole))
+	ui.Fake.AddUser("code-carol", loginUser("carol", adminsRole))
 	b.completeSignIn(ui.URL+link, "code-carol", back)
 	if p := b.get(back); p.StatusCode != 200 {
 		t.Fatalf("after sign-in: %d", p.StatusCode)
@@ -249,7 +249,7 @@ func TestInsufficientScopes(t *testing.T) {
 // says TLS, as the proxy's request would.
 func TestInProcessAuthHTTPS(t *testing.T) {
 	ui := newUI(t, "https://auth.example.com")
-	ui.Fake.addUser("code-alice", loginUser("alice", adminsRole))
+	ui.Fake.AddUser("code-alice", loginUser("alice", adminsRole))
 	b := ui.browser(t)
 	// The session cookie is Secure (public URL is https), so carry it by hand.
 	res := b.do("GET", "/login/fake?mode=redirect&returnTo=%2Fprofile", nil, nil)

@@ -85,7 +85,7 @@ func TestToolsFlowSignInFirst(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no sign-in button: %s", signin.Body)
 	}
-	ui.Fake.addUser("code-alice", loginUser("alice", "fake-group:devs"))
+	ui.Fake.AddUser("code-alice", loginUser("alice", "fake-group:devs"))
 	b.completeSignIn(ui.URL+htmlUnescape(m[1]), "code-alice", target)
 	if p := b.get(target); p.StatusCode != 200 || !strings.Contains(p.Body, "fake/alice/cli-AbCdEf") {
 		t.Fatalf("after sign-in: %d %s", p.StatusCode, p.Body)

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -30,6 +31,19 @@ func ReserveAddr() (string, error) {
 			return addr, nil
 		}
 	}
+}
+
+// ReserveAddrs is n calls of ReserveAddr.
+func ReserveAddrs(n int) ([]string, error) {
+	out := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		a, err := ReserveAddr()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // OIDCExampleEnv names the environment variable holding the path of the
@@ -109,6 +123,54 @@ func StartOIDCExample(bin, port, logDir string, users []OIDCUser, redirectURIs [
 		return nil, fmt.Errorf("the example OpenID provider did not come up: %v\n%s", err, p.Log())
 	}
 	return o, nil
+}
+
+// WithOIDCExample is the part of a TestMain that runs the example provider
+// once per test binary: it starts it on port with users and redirect URIs,
+// calls run (with the provider, or nil and why there is none: the tests
+// decide whether to skip), prints the end of the provider's log when run
+// returns a non-zero exit code, and stops it. It returns run's exit code,
+// or 1 when the provider is there but does not start.
+func WithOIDCExample(port string, users []OIDCUser, redirectURIs []string, run func(o *OIDCExample, reason string) int) int {
+	bin, reason := OIDCExampleBin()
+	if bin == "" {
+		return run(nil, reason)
+	}
+	logDir, err := os.MkdirTemp("", "tcauth-oidc-example-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(logDir)
+	o, err := StartOIDCExample(bin, port, logDir, users, redirectURIs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer o.Stop()
+	code := run(o, "")
+	if code != 0 {
+		log := o.Log()
+		if len(log) > 4000 {
+			log = "…" + log[len(log)-4000:]
+		}
+		fmt.Fprintf(os.Stderr, "---- zitadel-oidc-example ----\n%s\n", log)
+	}
+	return code
+}
+
+// NeedPeer skips the test, or fails it under TCAUTH_REQUIRE_PEERS=1 (make
+// test-integration sets it after installing the peers), when reason, why
+// a peer program is missing, is not "".
+func NeedPeer(t testing.TB, reason string) {
+	t.Helper()
+	if reason == "" {
+		return
+	}
+	if os.Getenv("TCAUTH_REQUIRE_PEERS") == "1" {
+		t.Fatalf("required peer missing: %s", reason)
+	}
+	t.Skip(reason)
 }
 
 // StateCounts is what a cluster stores, read from a backup: client ids

@@ -1,7 +1,6 @@
 package login
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -10,13 +9,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tcauth/tcauth/integration/harness"
+	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/protocol/tcclient"
 )
 
@@ -59,63 +58,28 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	reserve := func(n int) []string {
-		var out []string
-		for i := 0; i < n; i++ {
-			a, err := harness.ReserveAddr()
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
-			}
-			out = append(out, a)
-		}
-		return out
-	}
-	clusterAddrs, singleAddrs = reserve(6), reserve(2)
-	tokenCallback = "http://" + reserve(1)[0] + "/itest/callback"
-	bin, reason := harness.OIDCExampleBin()
-	if bin == "" {
-		zitadelReason = reason
-		return m.Run()
-	}
-	logDir, err := os.MkdirTemp("", "tcauth-login-oidc-")
+	addrs, err := harness.ReserveAddrs(6 + 2 + 2)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(logDir)
-	_, port, _ := net.SplitHostPort(reserve(1)[0])
+	clusterAddrs, singleAddrs = addrs[:6], addrs[6:8]
+	tokenCallback = "http://" + addrs[8] + "/itest/callback"
+	_, port, _ := net.SplitHostPort(addrs[9])
 	redirects := []string{tokenCallback,
 		"http://" + clusterAddrs[0] + "/login/zitadel/callback",
 		"http://" + singleAddrs[0] + "/login/zitadel/callback"}
-	zitadel, err = harness.StartOIDCExample(bin, port, logDir, []harness.OIDCUser{alice, bob}, redirects)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer zitadel.Stop()
-	code := m.Run()
-	if code != 0 {
-		log := zitadel.Log()
-		if len(log) > 4000 {
-			log = "…" + log[len(log)-4000:]
-		}
-		fmt.Fprintf(os.Stderr, "---- zitadel-oidc-example ----\n%s\n", log)
-	}
-	return code
+	return harness.WithOIDCExample(port, []harness.OIDCUser{alice, bob}, redirects, func(o *harness.OIDCExample, reason string) int {
+		zitadel, zitadelReason = o, reason
+		return m.Run()
+	})
 }
 
 // needZitadel skips (or, under TCAUTH_REQUIRE_PEERS=1, fails) without the
 // example OpenID provider.
 func needZitadel(t *testing.T) {
 	t.Helper()
-	if zitadel != nil {
-		return
-	}
-	if os.Getenv("TCAUTH_REQUIRE_PEERS") == "1" {
-		t.Fatalf("the example OpenID provider is required: %s", zitadelReason)
-	}
-	t.Skip(zitadelReason)
+	harness.NeedPeer(t, zitadelReason)
 }
 
 func randToken() string {
@@ -180,58 +144,20 @@ func decodeCreds(t *testing.T, what string, p page) credsReply {
 	return c
 }
 
-// tcCall calls auth.<method>(...args) with the official taskcluster-client
-// (integration/node/tc.js) against rootURL.
-func tcCall(t *testing.T, rootURL string, c credsReply, method string, args ...any) (ok bool, body json.RawMessage, msg string) {
-	t.Helper()
-	node := harness.NeedNode(t)
-	creds := map[string]string{"clientId": c.Credentials.ClientID, "accessToken": c.Credentials.AccessToken}
-	if c.Credentials.Certificate != "" {
-		creds["certificate"] = c.Credentials.Certificate
-	}
-	if args == nil {
-		args = []any{}
-	}
-	in, _ := json.Marshal([]any{map[string]any{"op": "call", "rootUrl": rootURL, "method": method, "args": args, "credentials": creds}})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "tc.js")
-	cmd.Dir = harness.NodeDir()
-	cmd.Stdin = bytes.NewReader(in)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node tc.js: %v\n%s", err, stderr.String())
-	}
-	var out []struct {
-		Result struct {
-			OK      bool            `json:"ok"`
-			Body    json.RawMessage `json:"body"`
-			Message string          `json:"message"`
-		} `json:"result"`
-		Error string `json:"error"`
-	}
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out) != 1 {
-		t.Fatalf("tc.js output %q: %v", stdout.String(), err)
-	}
-	if out[0].Error != "" {
-		t.Fatalf("taskcluster-client threw: %s", out[0].Error)
-	}
-	return out[0].Result.OK, out[0].Result.Body, out[0].Result.Message
+// creds are c's credentials, for taskcluster-client.
+func (c credsReply) creds() protocol.Credentials {
+	return protocol.Credentials{ClientID: c.Credentials.ClientID, AccessToken: c.Credentials.AccessToken, Certificate: c.Credentials.Certificate}
 }
 
-// currentScopes is auth.currentScopes() through taskcluster-client.
+// currentScopes is auth.currentScopes() through taskcluster-client; the
+// credentials must be accepted.
 func currentScopes(t *testing.T, rootURL string, c credsReply) []string {
 	t.Helper()
-	ok, body, msg := tcCall(t, rootURL, c, "currentScopes")
+	scopes, ok, msg := harness.CurrentScopes(t, rootURL, c.creds())
 	if !ok {
 		t.Fatalf("taskcluster-client currentScopes with %s: %s", c.Credentials.ClientID, msg)
 	}
-	var s struct{ Scopes []string }
-	if err := json.Unmarshal(body, &s); err != nil {
-		t.Fatal(err)
-	}
-	return s.Scopes
+	return scopes
 }
 
 func hasAll(have []string, want ...string) error {

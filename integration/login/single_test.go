@@ -555,7 +555,7 @@ func (s *single) testScanner(t *testing.T) {
 	if len(actions) == 0 || !strings.Contains(actions[len(actions)-1], "disabled") {
 		t.Errorf("audit history %q lacks the disable", actions)
 	}
-	if ok, _, _ := tcCall(t, s.pub, creds, "currentScopes"); ok {
+	if ok, _, _ := harness.TCCall(t, s.pub, creds.creds(), "currentScopes"); ok {
 		t.Error("the disabled client still authenticates")
 	}
 }

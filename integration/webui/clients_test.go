@@ -10,6 +10,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/tcauth/tcauth/integration/harness"
+	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/protocol/tcclient"
 )
 
@@ -44,7 +46,7 @@ func (s *suite) testClients(t *testing.T) {
 	if !ok || !slices.Equal(c.Scopes, []string{"auth:current-scopes", "it:ui:read", "it:ui:write"}) || c.Description != "made in the browser" {
 		t.Fatalf("after create the API has %+v (exists %v)", c, ok)
 	}
-	s.wantWorks(t, creds{id, token}, "it:ui:write")
+	s.wantWorks(t, creds(id, token), "it:ui:write")
 	s.wantTokenGone(t, tb, id, token)
 
 	// The list: prefix search finds it, and hides the others.
@@ -70,8 +72,8 @@ func (s *suite) testClients(t *testing.T) {
 		t.Fatalf("reset showed the old token")
 	}
 	tb.shot("client-reset")
-	s.wantWorks(t, creds{id, newToken}, "it:ui:edit")
-	if _, ok, _ := currentScopes(t, s.pub, creds{id, token}); ok {
+	s.wantWorks(t, creds(id, newToken), "it:ui:edit")
+	if _, ok, _ := harness.CurrentScopes(t, s.pub, creds(id, token)); ok {
 		t.Errorf("the token from before the reset still works")
 	}
 	s.wantTokenGone(t, tb, id, newToken)
@@ -107,12 +109,12 @@ func (s *suite) disableEnable(t *testing.T, tb *tab, id, token string) {
 	s.waitClient(t, id, "disabled", func(c apiClient) bool { return c.Disabled })
 	tb.open(clientPath(id))
 	tb.waitText("Enable")
-	if _, ok, _ := currentScopes(t, s.pub, creds{id, token}); ok {
+	if _, ok, _ := harness.CurrentScopes(t, s.pub, creds(id, token)); ok {
 		t.Errorf("a disabled client still authenticates")
 	}
 	tb.click("Enable")
 	s.waitClient(t, id, "enabled", func(c apiClient) bool { return !c.Disabled })
-	s.wantWorks(t, creds{id, token}, "it:ui:edit")
+	s.wantWorks(t, creds(id, token), "it:ui:edit")
 }
 
 // wantAudit: the client's page lists the actions in its audit history.
@@ -169,9 +171,9 @@ func (s *suite) shownToken(t *testing.T, tb *tab, where string) string {
 }
 
 // wantWorks: taskcluster-client authenticates with c and gets scope.
-func (s *suite) wantWorks(t *testing.T, c creds, scope string) {
+func (s *suite) wantWorks(t *testing.T, c protocol.Credentials, scope string) {
 	t.Helper()
-	scopes, ok, msg := currentScopes(t, s.pub, c)
+	scopes, ok, msg := harness.CurrentScopes(t, s.pub, c)
 	if !ok {
 		t.Fatalf("taskcluster-client with %s: %s", c.ClientID, msg)
 	}

@@ -47,44 +47,19 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	for i := 0; i < 3; i++ {
-		a, err := harness.ReserveAddr()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		nodeAddrs = append(nodeAddrs, a)
+	var err error
+	if nodeAddrs, err = harness.ReserveAddrs(3); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	stopBrowser := startBrowser()
 	defer stopBrowser()
-	bin, reason := harness.OIDCExampleBin()
-	if bin == "" {
-		zitadelReason = reason
-		return m.Run()
-	}
-	logDir, err := os.MkdirTemp("", "tcauth-webui-oidc-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(logDir)
 	_, port, _ := net.SplitHostPort(nodeAddrs[2])
 	redirects := []string{"http://" + nodeAddrs[0] + "/login/zitadel/callback"}
-	zitadel, err = harness.StartOIDCExample(bin, port, logDir, []harness.OIDCUser{alice, bob, carol}, redirects)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer zitadel.Stop()
-	code := m.Run()
-	if code != 0 {
-		log := zitadel.Log()
-		if len(log) > 4000 {
-			log = "…" + log[len(log)-4000:]
-		}
-		fmt.Fprintf(os.Stderr, "---- zitadel-oidc-example ----\n%s\n", log)
-	}
-	return code
+	return harness.WithOIDCExample(port, []harness.OIDCUser{alice, bob, carol}, redirects, func(o *harness.OIDCExample, reason string) int {
+		zitadel, zitadelReason = o, reason
+		return m.Run()
+	})
 }
 
 // startBrowser starts the one headless Chromium of the package (or sets
@@ -120,15 +95,8 @@ func startBrowser() (stop func()) {
 // example OpenID provider or the browser.
 func needPeers(t *testing.T) {
 	t.Helper()
-	for _, missing := range []string{zitadelReason, browserReason} {
-		if missing == "" {
-			continue
-		}
-		if os.Getenv("TCAUTH_REQUIRE_PEERS") == "1" {
-			t.Fatalf("required peer missing: %s", missing)
-		}
-		t.Skip(missing)
-	}
+	harness.NeedPeer(t, zitadelReason)
+	harness.NeedPeer(t, browserReason)
 }
 
 func randToken() string {

@@ -82,11 +82,11 @@ func (s *suite) testSigninCLI(t *testing.T) {
 		t.Errorf("the CLI's answer page does not say the user is signed in:\n%s", tb.describe())
 	}
 	env := exports(stdout.String())
-	c := creds{env["TASKCLUSTER_CLIENT_ID"], env["TASKCLUSTER_ACCESS_TOKEN"]}
+	c := creds(env["TASKCLUSTER_CLIENT_ID"], env["TASKCLUSTER_ACCESS_TOKEN"])
 	if env["TASKCLUSTER_ROOT_URL"] != s.pub || !strings.HasPrefix(c.ClientID, identityOf(alice)+"/it-cli") || c.AccessToken == "" {
 		t.Fatalf("tcauth signin printed %q", stdout.String())
 	}
-	scopes, ok, msg := currentScopes(t, s.pub, c)
+	scopes, ok, msg := harness.CurrentScopes(t, s.pub, c)
 	if !ok {
 		t.Fatalf("taskcluster-client with the printed credentials: %s", msg)
 	}
