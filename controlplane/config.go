@@ -80,6 +80,10 @@ type Config struct {
 	// PeerKeyring (the cluster keyring), its Now and Logger to these.
 	// The Store must implement LoginStore.
 	Login *login.Config
+	// UICallbackHosts are host names, besides localhost and 127.0.0.1, to
+	// which the web UI's tools flow may send a new client's credentials
+	// (https only). Default none.
+	UICallbackHosts []string
 	// Now is the clock (default time.Now); tests freeze it.
 	Now func() time.Time
 	// Logger receives JSON logs; default slog JSON on stderr. Secrets are

@@ -130,7 +130,8 @@ func (s *Server) startLogin(lc login.Config) error {
 	s.login = svc
 	// The web UI calls the API in process with the signed-in user's own
 	// credentials, signed for the public URL (webui/transport.go).
-	ui, err := webui.New(webui.Config{Login: svc, API: http.HandlerFunc(s.serveAPI), RootURL: lc.PublicURL, Logger: s.log, Now: s.cfg.Now})
+	ui, err := webui.New(webui.Config{Login: svc, API: http.HandlerFunc(s.serveAPI), RootURL: lc.PublicURL,
+		AllowedCallbackHosts: s.cfg.UICallbackHosts, Logger: s.log, Now: s.cfg.Now})
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,7 @@ type nodeOptions struct {
 	StaticClients           []controlplane.StaticClient
 	TrustedProxies          []string
 	WebsocktunnelSecret     string
+	UICallbackHosts         []string
 	LastUsedInterval        time.Duration // 0 = controlplane's default
 	// Login configures the login service (--login-config); nil = none.
 	// An empty publicUrl becomes the root URL.
@@ -122,6 +123,7 @@ func startLockedNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
 		cfg.RootURL = o.AdvertiseURL
 	}
 	cfg.TrustedProxies, cfg.StaticClients, cfg.WebsocktunnelSecret, cfg.Logger = proxies, static, o.WebsocktunnelSecret, o.Logger
+	cfg.UICallbackHosts = o.UICallbackHosts
 	cfg.Cluster = store
 	// The nodes prove to each other that they belong to the cluster with
 	// the keyring they all hold (controlplane peer tickets).
@@ -247,6 +249,7 @@ func controlplaneCommand() *cli.Command {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "static-clients", Usage: "JSON file: a list of {clientId, accessToken, description, scopes}", EnvVars: []string{"TCAUTH_STATIC_CLIENTS"}}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR whose X-Forwarded-* headers are believed (load balancers, peer nodes)", EnvVars: []string{"TCAUTH_TRUSTED_PROXIES"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "last-used-interval", Value: controlplane.DefaultConfig().LastUsedInterval, Usage: "how often batched lastDateUsed updates are committed", EnvVars: []string{"TCAUTH_LAST_USED_INTERVAL"}}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "ui-callback-host", Usage: "host name besides localhost/127.0.0.1 to which the web UI's tools flow may send new credentials (https only; repeatable)", EnvVars: []string{"TCAUTH_UI_CALLBACK_HOSTS"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "websocktunnel-secret", Usage: "secret for websocktunnelToken", EnvVars: []string{"TCAUTH_WEBSOCKTUNNEL_SECRET"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"TCAUTH_LOG_LEVEL"}}),
 		altsrc.NewStringFlag(loginConfigFlag()),
@@ -271,6 +274,7 @@ func controlplaneCommand() *cli.Command {
 				RaftAdvertise: c.String("raft-advertise"), Bootstrap: c.Bool("bootstrap"), JoinURL: c.String("join"),
 				InsecureRaft: c.Bool("insecure-raft"), KeyringPath: c.String("keyring"),
 				TrustedProxies: c.StringSlice("trusted-proxy"), WebsocktunnelSecret: c.String("websocktunnel-secret"), Logger: log,
+				UICallbackHosts:  c.StringSlice("ui-callback-host"),
 				LastUsedInterval: c.Duration("last-used-interval"),
 			}
 			if o.Login, err = loadLoginConfig(c.String("login-config")); err != nil {

@@ -36,12 +36,21 @@ const adminsRole = "fake-group:admins"
 // listener, as behind a TLS-terminating proxy.
 func newUI(t *testing.T, publicURL string) *uiHarness {
 	t.Helper()
-	fake := controlplanetest.NewFakeStrategy()
-	n := controlplanetest.Start(t, raftstore.NewTestCluster(t, 1), func(cfg *controlplane.Config) {
-		cfg.StaticClients = append(cfg.StaticClients, controlplanetest.RootClient())
+	return newUIConfigured(t, func(cfg *controlplane.Config) {
 		if publicURL != "" {
 			cfg.Login.PublicURL = publicURL
 		}
+	})
+}
+
+// newUIConfigured is newUI with configure applied to the control plane's
+// configuration.
+func newUIConfigured(t *testing.T, configure func(*controlplane.Config)) *uiHarness {
+	t.Helper()
+	fake := controlplanetest.NewFakeStrategy()
+	n := controlplanetest.Start(t, raftstore.NewTestCluster(t, 1), func(cfg *controlplane.Config) {
+		cfg.StaticClients = append(cfg.StaticClients, controlplanetest.RootClient())
+		configure(cfg)
 	}, fake)[0]
 	ui := &uiHarness{URL: n.URL, Fake: fake}
 	// The admins role grants every auth: scope.

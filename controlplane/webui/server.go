@@ -13,9 +13,11 @@ package webui
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -62,6 +64,14 @@ type Server struct {
 	handler http.Handler
 }
 
+// ErrBadCallbackHost: an entry of Config.AllowedCallbackHosts is not a
+// plain host name.
+var ErrBadCallbackHost = errors.New("webui: not a callback host name")
+
+// callbackHostName is a DNS host name (letters, digits, hyphens, dots):
+// what a CSP form-action source and the callback check can both name.
+var callbackHostName = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+
 // New checks cfg and builds the UI.
 func New(cfg Config) (*Server, error) {
 	if cfg.Login == nil {
@@ -74,6 +84,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil || (root.Scheme != "http" && root.Scheme != "https") || root.Host == "" ||
 		root.Path != "" || root.RawQuery != "" || root.Fragment != "" || root.User != nil {
 		return nil, ErrBadRootURL
+	}
+	for _, h := range cfg.AllowedCallbackHosts {
+		if !callbackHostName.MatchString(h) {
+			return nil, fmt.Errorf("%w: %q (want a host name such as tools.example.com: no scheme, port or path)", ErrBadCallbackHost, h)
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

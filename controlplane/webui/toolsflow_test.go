@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tcauth/tcauth/controlplane"
+	"github.com/tcauth/tcauth/controlplane/login"
+	"github.com/tcauth/tcauth/controlplane/webui"
 	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/protocol/tcclient"
 )
@@ -18,7 +21,12 @@ import (
 // scopes) and a group with a few service scopes.
 func toolsUI(t *testing.T) *uiHarness {
 	t.Helper()
-	ui := newUI(t, "")
+	return toolsUIConfigured(t, func(*controlplane.Config) {})
+}
+
+func toolsUIConfigured(t *testing.T, configure func(*controlplane.Config)) *uiHarness {
+	t.Helper()
+	ui := newUIConfigured(t, configure)
 	ui.rootDo(t, "PUT", "/roles/"+tcclient.PathSegment("login-identity:*"), map[string]any{"description": "every user",
 		"scopes": []string{"auth:create-client:<..>/*", "auth:update-client:<..>/*", "auth:reset-access-token:<..>/*",
 			"auth:get-client:<..>/*", "auth:current-scopes"}}, nil)
@@ -156,7 +164,7 @@ func TestToolsFlowConfirmAndRedirect(t *testing.T) {
 func TestToolsFlowCallbackRefused(t *testing.T) {
 	ui := toolsUI(t)
 	b := ui.signIn(t, "alice", "fake-group:devs")
-	for _, cb := range []string{"http://localhost.evil.com/", "https://evil.example/cb", "http://localhost:1@evil.example/"} {
+	for _, cb := range []string{"http://localhost.evil.com/", "https://evil.example/cb", "http://localhost:1@evil.example/", "https://tools.example.com/cb"} {
 		p := b.get(toolsQuery("cli-x", cb, "queue:*"))
 		if p.StatusCode != 400 || !strings.Contains(p.Body, "Callback URL "+htmlEscape(cb)+" is not allowed.") ||
 			strings.Contains(p.Body, `action="/auth/clients/create"`) {
@@ -278,4 +286,30 @@ func (ui *uiHarness) flowToken(t *testing.T, b *browser, name string, scopes ...
 
 func htmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;", "+", "&#43;").Replace(s)
+}
+
+// TestToolsFlowConfiguredCallbackHost: a host named in the control plane's
+// UICallbackHosts (--ui-callback-host) is a callback target over https
+// only; without it the same URL is refused (TestToolsFlowCallbackRefused).
+func TestToolsFlowConfiguredCallbackHost(t *testing.T) {
+	ui := toolsUIConfigured(t, func(cfg *controlplane.Config) { cfg.UICallbackHosts = []string{"tools.example.com"} })
+	b := ui.signIn(t, "alice", "fake-group:devs")
+	p := b.get(toolsQuery("cli-x", "https://tools.example.com/cb", "queue:*"))
+	if p.StatusCode != 200 || !strings.Contains(p.Header.Get("Content-Security-Policy"), "https://tools.example.com") {
+		t.Fatalf("configured host: %d, CSP %q\n%s", p.StatusCode, p.Header.Get("Content-Security-Policy"), p.Body)
+	}
+	if p := b.get(toolsQuery("cli-x", "http://tools.example.com/cb", "queue:*")); p.StatusCode != 400 {
+		t.Fatalf("configured host over http: %d", p.StatusCode)
+	}
+}
+
+// TestNewRefusesBadCallbackHosts: UICallbackHosts entries must be plain
+// host names (a scheme, port or path would never match, silently).
+func TestNewRefusesBadCallbackHosts(t *testing.T) {
+	for _, h := range []string{"", "https://tools.example.com", "tools.example.com:443", "tools.example.com/cb", "*.example.com", "a..b", "-a.example"} {
+		_, err := webui.New(webui.Config{Login: &login.Service{}, API: http.NotFoundHandler(), RootURL: "https://tc.example.com", AllowedCallbackHosts: []string{h}})
+		if !errors.Is(err, webui.ErrBadCallbackHost) {
+			t.Errorf("%q: %v, want ErrBadCallbackHost", h, err)
+		}
+	}
 }
