@@ -13,7 +13,7 @@ BENCHTIME ?= 1s
 NODE_DIR  := integration/node
 BIN       := bin/tcauth
 
-.PHONY: all build test test-unit test-integration test-reliability lint fuzz bench deps deps-node deps-net deps-nginx deps-oidc deps-browser clean
+.PHONY: all build test test-unit test-integration test-reliability lint fuzz bench deps deps-node deps-net deps-nginx deps-oidc deps-browser deps-azurite clean
 
 all: build
 
@@ -25,7 +25,7 @@ test: deps lint test-unit fuzz test-integration test-reliability
 	@echo "make test: all checks passed"
 
 ## deps: install what the tests need on a fresh machine.
-deps: deps-node deps-net deps-nginx deps-oidc deps-browser
+deps: deps-node deps-net deps-nginx deps-oidc deps-browser deps-azurite
 
 # The example OpenID provider of github.com/zitadel/oidc/v3 (example/server:
 # discovery, a login form, users from USERS_FILE), the real OIDC provider of
@@ -63,6 +63,15 @@ deps-browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium-headless-shell >/dev/null; \
 		[ -x $(HEADLESS_CHROMIUM) ] || { echo "deps-browser: $(HEADLESS_CHROMIUM) missing after install"; exit 1; }; fi
 
+# Azurite, the Azure Storage emulator, for controlplane/cloud's SAS tests:
+# 3.35.0 is the last release that runs on Node 20. Installed under bin/
+# (ignored by git) only if missing.
+AZURITE_DIR = $(CURDIR)/bin/peers/azurite
+AZURITE     = $(AZURITE_DIR)/node_modules/.bin/azurite
+deps-azurite: deps-node
+	@test -x $(AZURITE) || { echo "npm install azurite@3.35.0 into $(AZURITE_DIR)"; \
+		npm install --no-audit --no-fund --loglevel=error --prefix $(AZURITE_DIR) azurite@3.35.0; }
+
 deps-net:
 	@command -v ip >/dev/null 2>&1 || { echo "installing iproute2 from Debian"; \
 		apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null; }
@@ -79,7 +88,7 @@ lint:
 	$(GO) vet $(PKGS)
 
 test-unit: deps
-	TCAUTH_REQUIRE_PEERS=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration/)
+	TCAUTH_REQUIRE_PEERS=1 TCAUTH_AZURITE=$(AZURITE) $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration/)
 
 test-integration: build deps
 	TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_OIDC_EXAMPLE=$(OIDC_EXAMPLE) TCAUTH_BROWSER=$(HEADLESS_CHROMIUM) TCAUTH_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 15m $$($(GO) list ./integration/... | grep -v /reliability)

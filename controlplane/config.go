@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tcauth/tcauth/controlplane/cloud"
 	"github.com/tcauth/tcauth/controlplane/login"
 	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/scopeengine"
@@ -45,8 +46,14 @@ type Config struct {
 	// StaticClients are the statically configured clients (API.md §5).
 	StaticClients []StaticClient
 	// WebsocktunnelSecret signs websocktunnelToken JWTs; "" = not configured
-	// (the endpoint answers 404 ResourceNotFound).
+	// (the endpoint answers 404 ResourceNotFound). A shorthand for
+	// Cloud.Websocktunnel.Secret (setting both is refused).
 	WebsocktunnelSecret string
+	// Cloud configures the third-party credential backends (websocktunnel,
+	// GCP, Sentry, Azure; package cloud). nil or a nil section = that
+	// backend is not configured and its endpoints answer 404. Its Now and
+	// Logger default to these.
+	Cloud *cloud.Config
 	// Version is served by /__version__ (Dockerflow version.json members).
 	Version map[string]string
 	// MaxBodyBytes bounds request bodies (default 10 MB).

@@ -2,10 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"sort"
@@ -162,51 +158,12 @@ func (s *Server) testAuthenticateGet(c *call) error {
 	return s.testAuthenticateCommon(c, []string{"test:*", "auth:create-client:test:*"}, []string{"test:authenticate-get"}, true)
 }
 
-// websocktunnelToken signs an HS256 JWT (API.md §4): claims tid, aud, sub
-// (the caller's clientId), iat, exp = iat + 96 h, nbf = iat − 900, iss.
-func (s *Server) websocktunnelToken(c *call) error {
-	if s.cfg.WebsocktunnelSecret == "" {
-		return apiErr(protocol.CodeResourceNotFound, "websocktunnel is not configured in this deployment")
-	}
-	iat := c.now.Unix()
-	exp := iat + 96*3600
-	claims := struct {
-		Tid string `json:"tid"`
-		Aud string `json:"aud"`
-		Sub string `json:"sub"`
-		Iat int64  `json:"iat"`
-		Exp int64  `json:"exp"`
-		Nbf int64  `json:"nbf"`
-		Iss string `json:"iss"`
-	}{c.params["wstClient"], c.params["wstAudience"], c.clientID(), iat, exp, iat - 900, "taskcluster-auth"}
-	token, err := signJWT(s.cfg.WebsocktunnelSecret, claims)
-	if err != nil {
-		return err
-	}
-	return c.reply(struct {
-		WstClient   string `json:"wstClient"`
-		WstAudience string `json:"wstAudience"`
-		Token       string `json:"token"`
-		Expires     string `json:"expires"`
-	}{c.params["wstClient"], c.params["wstAudience"], token, protocol.FormatTime(time.Unix(exp, 0))})
-}
-
-func signJWT(secret string, claims any) (string, error) {
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	enc := base64.RawURLEncoding
-	signing := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString(payload)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(signing))
-	return signing + "." + enc.EncodeToString(mac.Sum(nil)), nil
-}
-
-// The cloud-credential endpoints are routed and authorized exactly as the
-// reference's, but no cloud provider is configurable yet: after the scope
+// The AWS and Azure endpoints are routed and authorized exactly as the
+// reference's, but their backends are not built yet: after the scope
 // check they answer 404 ResourceNotFound as the reference does for an
-// unconfigured bucket/account/project.
+// unconfigured bucket/account. (websocktunnelToken, gcpCredentials and
+// sentryDSN call package cloud: handlers_cloud.go; the AWS and Azure
+// handlers are to do the same, mapping errors with cloudErr.)
 
 func (s *Server) awsS3Credentials(c *call) error {
 	level := c.params["level"]
@@ -220,31 +177,63 @@ func (s *Server) awsS3Credentials(c *call) error {
 }
 
 func (s *Server) azureAccounts(c *call) error {
-	return c.reply(map[string]any{"accounts": []string{}})
+	return c.reply(map[string]any{"accounts": s.cloud.svc.AzureAccounts()})
 }
 
-func (s *Server) azureAccountNotFound(c *call) error {
-	return apiErr(protocol.CodeResourceNotFound, "Account '%s' not found, can't delegate access", c.params["account"])
-}
-
-func (s *Server) azureSAS(c *call) error {
-	resource := c.params["table"]
-	if resource == "" {
-		resource = c.params["container"]
+// azureTables and azureContainers list one page; continuationToken is
+// Azure's own marker, checked by the cloud package (the reference's old
+// route pattern would refuse real markers).
+func (s *Server) azureTables(c *call) error {
+	tables, next, err := s.cloud.svc.AzureTables(c.r.Context(), c.params["account"], c.query["continuationToken"])
+	if err != nil {
+		return cloudErr(err, protocol.CodeInputError)
 	}
-	params := map[string]any{"levelIsReadOnly": c.params["level"] == "read-only", "account": c.params["account"], "table": resource, "container": resource}
+	return c.reply(azurePage("tables", tables, next))
+}
+
+func (s *Server) azureContainers(c *call) error {
+	containers, next, err := s.cloud.svc.AzureContainers(c.r.Context(), c.params["account"], c.query["continuationToken"])
+	if err != nil {
+		return cloudErr(err, protocol.CodeInputError)
+	}
+	return c.reply(azurePage("containers", containers, next))
+}
+
+func azurePage(member string, names []string, next string) map[string]any {
+	if names == nil {
+		names = []string{}
+	}
+	out := map[string]any{member: names}
+	if next != "" {
+		out["continuationToken"] = next
+	}
+	return out
+}
+
+// azureSAS answers azureTableSAS and azureContainerSAS: {sas, expiry}; a
+// read-write SAS creates the table or container first, as the reference.
+func (s *Server) azureSAS(c *call) error {
+	table, container := c.params["table"], c.params["container"]
+	resource := table + container
+	readOnly := c.params["level"] == "read-only"
+	params := map[string]any{"levelIsReadOnly": readOnly, "account": c.params["account"], "table": resource, "container": resource}
 	if err := c.authorize(params); err != nil {
 		return err
 	}
-	return s.azureAccountNotFound(c)
-}
-
-func (s *Server) notConfigured(msg string) func(*call) error {
-	return func(*call) error { return apiErr(protocol.CodeResourceNotFound, "%s", msg) }
-}
-
-func (s *Server) gcpCredentials(c *call) error {
-	return apiErr(protocol.CodeResourceNotFound, "The projectId %s is not configured", c.params["projectId"])
+	var (
+		sas    string
+		expiry time.Time
+		err    error
+	)
+	if table != "" {
+		sas, expiry, err = s.cloud.svc.AzureTableSAS(c.r.Context(), c.params["account"], table, readOnly)
+	} else {
+		sas, expiry, err = s.cloud.svc.AzureContainerSAS(c.r.Context(), c.params["account"], container, readOnly)
+	}
+	if err != nil {
+		return cloudErr(err, protocol.CodeInputError)
+	}
+	return c.reply(map[string]string{"sas": sas, "expiry": protocol.FormatTime(expiry)})
 }
 
 var githubRepoTokenSchema = func() *schema {

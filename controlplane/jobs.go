@@ -25,10 +25,11 @@ const (
 // publishing its API address, syncing static clients on leadership
 // acquisition, deleting expired clients, purging old audit rows and
 // committing batched lastDateUsed updates (followers forward their batches
-// to the leader instead).
+// to the leader instead), and deleting expired managed Sentry keys.
 func (s *Server) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	defer s.cloud.wg.Wait()
 	if s.login != nil {
 		done := make(chan struct{})
 		defer func() { <-done }()
@@ -54,6 +55,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if leader && !wasLeader {
 			// New leadership: run the periodic jobs soon, and sync statics.
 			lastExpiry, lastPurge = time.Time{}, time.Time{}
+			s.cloud.lastPurge.Store(0)
 			s.staticMu.Lock()
 			s.staticSynced = false
 			s.staticMu.Unlock()
@@ -75,6 +77,7 @@ func (s *Server) Run(ctx context.Context) error {
 					lastPurge = now
 				}
 			}
+			s.maybePurgeSentry(ctx, now)
 		}
 		if now.Sub(lastFlush) >= s.cfg.LastUsedInterval {
 			s.FlushLastUsed(ctx)

@@ -60,6 +60,8 @@ type Server struct {
 	loginBackend  *loginBackend
 	webui         *webui.Server // the web UI, with the login service
 	issuerChecked bool          // the issuer client's existence was checked (Run)
+
+	cloud *cloudBackends // third-party credentials (handlers_cloud.go)
 }
 
 // New validates cfg and returns a Server over store.
@@ -92,6 +94,9 @@ func New(cfg Config, store Store) (*Server, error) {
 		rs.SetReadIndexSource(s.fetchReadIndex)
 	}
 	s.peers = &peerTickets{keyring: cfg.PeerKeyring, now: cfg.Now}
+	if err := s.startCloud(); err != nil {
+		return nil, err
+	}
 	s.routes = s.buildRoutes()
 	if cfg.Login != nil {
 		if err := s.startLogin(*cfg.Login); err != nil {

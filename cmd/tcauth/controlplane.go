@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tcauth/tcauth/controlplane"
+	"github.com/tcauth/tcauth/controlplane/cloud"
 	"github.com/tcauth/tcauth/controlplane/login"
 	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/protocol/tcclient"
@@ -47,7 +48,9 @@ type nodeOptions struct {
 	LastUsedInterval        time.Duration // 0 = controlplane's default
 	// Login configures the login service (--login-config); nil = none.
 	// An empty publicUrl becomes the root URL.
-	Login  *login.Config
+	Login *login.Config
+	// Cloud configures the third-party credential backends (--cloud-config); nil = none.
+	Cloud  *cloud.Config
 	Logger *slog.Logger
 }
 
@@ -124,6 +127,7 @@ func startLockedNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
 	}
 	cfg.TrustedProxies, cfg.StaticClients, cfg.WebsocktunnelSecret, cfg.Logger = proxies, static, o.WebsocktunnelSecret, o.Logger
 	cfg.UICallbackHosts = o.UICallbackHosts
+	cfg.Cloud = o.Cloud
 	cfg.Cluster = store
 	// The nodes prove to each other that they belong to the cluster with
 	// the keyring they all hold (controlplane peer tickets).
@@ -253,6 +257,7 @@ func controlplaneCommand() *cli.Command {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "websocktunnel-secret", Usage: "secret for websocktunnelToken", EnvVars: []string{"TCAUTH_WEBSOCKTUNNEL_SECRET"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"TCAUTH_LOG_LEVEL"}}),
 		altsrc.NewStringFlag(loginConfigFlag()),
+		altsrc.NewStringFlag(cloudConfigFlag()),
 	}
 	return &cli.Command{
 		Name:   "controlplane",
@@ -278,6 +283,9 @@ func controlplaneCommand() *cli.Command {
 				LastUsedInterval: c.Duration("last-used-interval"),
 			}
 			if o.Login, err = loadLoginConfig(c.String("login-config")); err != nil {
+				return err
+			}
+			if o.Cloud, err = loadCloudConfig(c.String("cloud-config")); err != nil {
 				return err
 			}
 			if ca, cert, key := c.String("tls-ca"), c.String("tls-cert"), c.String("tls-key"); ca != "" || cert != "" || key != "" {

@@ -47,10 +47,15 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "sidecar-addr", Value: "127.0.0.1:8081", Usage: "address of the sidecar in front of the notes example (\"\" = no sidecar)"},
 			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"},
 			loginConfigFlag(),
+			cloudConfigFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			log := newLogger(c.String("log-level"))
 			loginCfg, err := loadLoginConfig(c.String("login-config"))
+			if err != nil {
+				return err
+			}
+			cloudCfg, err := loadCloudConfig(c.String("cloud-config"))
 			if err != nil {
 				return err
 			}
@@ -86,7 +91,7 @@ func devCommand() *cli.Command {
 			}
 			n, err := startNode(c.Context, nodeOptions{
 				NodeID: "dev", DataDir: dir, HTTPAddr: c.String("http-addr"), RaftAddr: "127.0.0.1:0",
-				Bootstrap: true, InsecureRaft: true, Logger: log, Login: loginCfg, StaticClients: static,
+				Bootstrap: true, InsecureRaft: true, Logger: log, Login: loginCfg, Cloud: cloudCfg, StaticClients: static,
 			})
 			if err != nil {
 				return err
