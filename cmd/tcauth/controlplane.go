@@ -375,22 +375,29 @@ func loginConfigFlag() *cli.StringFlag {
 // are refused, so a misspelt option stops the start-up naming the file
 // and the line instead of being silently ignored.
 func loadLoginConfig(path string) (*login.Config, error) {
+	return decodeConfigFile[login.Config]("--login-config", path)
+}
+
+// decodeConfigFile decodes the YAML file of a --…-config flag into a T,
+// refusing unknown keys; "" = no file (nil). Errors name the flag and
+// the file.
+func decodeConfigFile[T any](flag, path string) (*T, error) {
 	if path == "" {
 		return nil, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, badInput("--login-config: %v", err)
+		return nil, badInput("%s: %v", flag, err)
 	}
 	defer f.Close()
 	dec := yaml.NewDecoder(f)
 	dec.KnownFields(true)
-	var lc login.Config
-	if err := dec.Decode(&lc); err != nil {
+	var v T
+	if err := dec.Decode(&v); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = errors.New("the file is empty")
 		}
-		return nil, badInput("--login-config %s: %v", path, err)
+		return nil, badInput("%s %s: %v", flag, path, err)
 	}
-	return &lc, nil
+	return &v, nil
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/tcauth/tcauth/scopeengine"
@@ -264,10 +265,8 @@ func (s *Service) Issuer() string { return s.cfg.Issuer }
 // Owns reports whether path belongs to the login service (the control
 // plane routes by it).
 func Owns(path string) bool {
-	return path == "/graphql" || path == "/login" || hasPrefix(path, "/login/") || hasPrefix(path, "/api/login/v1/")
+	return path == "/graphql" || path == "/login" || strings.HasPrefix(path, "/login/") || strings.HasPrefix(path, "/api/login/v1/")
 }
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 
 // routes is the route table. Go's ServeMux patterns are enough here: none
 // of these paths carries a Hawk signature, so path cleaning cannot break a
