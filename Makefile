@@ -13,19 +13,25 @@ BENCHTIME ?= 1s
 NODE_DIR  := integration/node
 BIN       := bin/tcauth
 
-.PHONY: all build test test-unit test-integration test-reliability lint fuzz bench deps deps-node deps-net deps-nginx deps-oidc deps-browser deps-azurite clean
+.PHONY: all build test test-unit test-integration test-reliability lint fuzz bench deps deps-node deps-net deps-nginx deps-oidc deps-browser deps-azurite deps-minio deps-rabbitmq deps-prev-release clean
 
 all: build
 
+# The version and commit `tcauth version` and /__version__ report
+# (protocol/buildinfo); without them the Go toolchain's vcs stamp is used.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X github.com/tcauth/tcauth/protocol/buildinfo.version=$(VERSION) -X github.com/tcauth/tcauth/protocol/buildinfo.commit=$(COMMIT)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/tcauth
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/tcauth
 
 ## test: everything CI runs.
 test: deps lint test-unit fuzz test-integration test-reliability
 	@echo "make test: all checks passed"
 
 ## deps: install what the tests need on a fresh machine.
-deps: deps-node deps-net deps-nginx deps-oidc deps-browser deps-azurite
+deps: deps-node deps-net deps-nginx deps-oidc deps-browser deps-azurite deps-minio deps-rabbitmq
 
 # The example OpenID provider of github.com/zitadel/oidc/v3 (example/server:
 # discovery, a login form, users from USERS_FILE), the real OIDC provider of
@@ -66,11 +72,61 @@ deps-browser:
 # Azurite, the Azure Storage emulator, for controlplane/cloud's SAS tests:
 # 3.35.0 is the last release that runs on Node 20. Installed under bin/
 # (ignored by git) only if missing.
+# Debian's RabbitMQ for the change-event tests (controlplane/events,
+# integration/events), which run their own broker on a private port, node
+# name and data directory (package rabbitmqtest) and find it through
+# TCAUTH_RABBITMQ: the real start script, not /usr/sbin's wrapper (which
+# switches to the rabbitmq user). The package's own service is not wanted.
+RABBITMQ = /usr/lib/rabbitmq/bin/rabbitmq-server
+deps-rabbitmq:
+	@if [ ! -x $(RABBITMQ) ]; then \
+		echo "installing rabbitmq-server from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rabbitmq-server >/dev/null; \
+		{ service rabbitmq-server stop >/dev/null 2>&1 || true; }; \
+		{ command -v systemctl >/dev/null 2>&1 && systemctl disable rabbitmq-server >/dev/null 2>&1 || true; }; \
+		[ -x $(RABBITMQ) ] || { echo "deps-rabbitmq: $(RABBITMQ) missing after install"; exit 1; }; fi
+
 AZURITE_DIR = $(CURDIR)/bin/peers/azurite
 AZURITE     = $(AZURITE_DIR)/node_modules/.bin/azurite
 deps-azurite: deps-node
 	@test -x $(AZURITE) || { echo "npm install azurite@3.35.0 into $(AZURITE_DIR)"; \
 		npm install --no-audit --no-fund --loglevel=error --prefix $(AZURITE_DIR) azurite@3.35.0; }
+
+# MinIO (S3 and an STS with AssumeRole) for controlplane/cloud's
+# awsS3Credentials test, which finds it through TCAUTH_MINIO. MinIO is
+# AGPL-3.0: it is built here as a separate program and only ever run as a
+# process, never linked into tcauth (its module is not in go.mod). Built
+# once into bin/peers/ (~3 min, a 150 MB binary).
+MINIO         = $(CURDIR)/bin/peers/minio
+MINIO_VERSION = v0.0.0-20260212201848-7aac2a2c5b7c
+deps-minio:
+	@if [ ! -x $(MINIO) ]; then \
+		echo "building MinIO $(MINIO_VERSION) into bin/peers/"; \
+		tmp=$$(mktemp -d) && GOBIN=$$tmp GOFLAGS=-mod=mod $(GO) install github.com/minio/minio@$(MINIO_VERSION) && \
+		mkdir -p $(dir $(MINIO)) && mv $$tmp/minio $(MINIO) && rmdir $$tmp; fi
+
+# The previous release, for integration/upgrade's rolling upgrade: commit
+# PREV_RELEASE of this repository's own history (the last one before the
+# formats were versioned and the outbox came), built into bin/peers/ from
+# `git archive` (the working tree and git's state are not touched) and
+# rebuilt when PREV_RELEASE changes. CI's checkout is a full clone; a
+# shallow one is deepened with `git fetch --unshallow`. Without the
+# history the target fails; `go test ./integration/upgrade` without
+# TCAUTH_PREV_BIN skips instead.
+PREV_RELEASE     = 2c4bd88
+PREV_RELEASE_BIN = $(CURDIR)/bin/peers/tcauth-prev
+deps-prev-release:
+	@if [ ! -x $(PREV_RELEASE_BIN) ] || [ "$$(cat $(PREV_RELEASE_BIN).rev 2>/dev/null)" != "$(PREV_RELEASE)" ]; then \
+		if ! git cat-file -e '$(PREV_RELEASE)^{commit}' 2>/dev/null && [ "$$(git rev-parse --is-shallow-repository 2>/dev/null)" = true ]; then \
+			echo "deps-prev-release: shallow clone; git fetch --unshallow"; timeout 60 git fetch --quiet --unshallow || true; fi; \
+		if ! git cat-file -e '$(PREV_RELEASE)^{commit}' 2>/dev/null; then \
+			msg="commit $(PREV_RELEASE) is not in this clone's history (a shallow clone whose origin cannot be reached): the rolling-upgrade test needs a full clone"; \
+			echo "deps-prev-release: WARNING: $$msg"; mkdir -p $(dir $(PREV_RELEASE_BIN)); echo "$$msg" > $(PREV_RELEASE_BIN).missing; exit 0; fi; \
+		rm -f $(PREV_RELEASE_BIN).missing; \
+		echo "building the previous release ($(PREV_RELEASE)) into bin/peers/tcauth-prev"; \
+		tmp=$$(mktemp -d) && git archive --format=tar $(PREV_RELEASE) | tar -x -C $$tmp && \
+		mkdir -p $(dir $(PREV_RELEASE_BIN)) && (cd $$tmp && $(GO) build -o $(PREV_RELEASE_BIN) ./cmd/tcauth) && \
+		echo $(PREV_RELEASE) > $(PREV_RELEASE_BIN).rev; status=$$?; rm -rf $$tmp; exit $$status; fi
 
 deps-net:
 	@command -v ip >/dev/null 2>&1 || { echo "installing iproute2 from Debian"; \
@@ -88,10 +144,10 @@ lint:
 	$(GO) vet $(PKGS)
 
 test-unit: deps
-	TCAUTH_REQUIRE_PEERS=1 TCAUTH_AZURITE=$(AZURITE) $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration/)
+	TCAUTH_REQUIRE_PEERS=1 TCAUTH_AZURITE=$(AZURITE) TCAUTH_MINIO=$(MINIO) TCAUTH_RABBITMQ=$(RABBITMQ) $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration/)
 
-test-integration: build deps
-	TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_OIDC_EXAMPLE=$(OIDC_EXAMPLE) TCAUTH_BROWSER=$(HEADLESS_CHROMIUM) TCAUTH_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 15m $$($(GO) list ./integration/... | grep -v /reliability)
+test-integration: build deps deps-prev-release
+	TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_PREV_BIN=$(PREV_RELEASE_BIN) TCAUTH_PREV_MISSING="$$(cat $(PREV_RELEASE_BIN).missing 2>/dev/null)" TCAUTH_OIDC_EXAMPLE=$(OIDC_EXAMPLE) TCAUTH_BROWSER=$(HEADLESS_CHROMIUM) TCAUTH_RABBITMQ=$(RABBITMQ) TCAUTH_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 15m $$($(GO) list ./integration/... | grep -v /reliability)
 
 ## test-reliability: fault injection in network namespaces (root), the
 ## linearizability check and the security table; ends with a summary table.

@@ -39,7 +39,9 @@ var (
 			"id", &schema{typ: "string", pattern: nodeIDPattern},
 			"raftAddr", &schema{typ: "string", pattern: raftAddrPattern},
 			// raftstore.Keyring.Fingerprint of the joining node's keyring.
-			"keyring", &schema{typ: "string", pattern: keyringFingerprintPattern})
+			"keyring", &schema{typ: "string", pattern: keyringFingerprintPattern},
+			// The joining node's API base URL (clusterstatus.go).
+			"apiUrl", &schema{typ: "string", pattern: apiURLPattern})
 		schemaIDs[s] = "tcauth-cluster-join-request"
 		return s
 	}()
@@ -51,6 +53,8 @@ var (
 func (s *Server) clusterRoutes() []*route {
 	return []*route{
 		{name: "clusterPeers", method: "GET", path: p("tcauth", "cluster", "peers"), tmpl: tmpl(`"auth:tcauth:cluster:list-peers"`), handler: s.clusterPeers},
+		// This node's own Raft figures (clusterstatus.go); never forwarded.
+		{name: "clusterStatus", method: "GET", path: p("tcauth", "cluster", "status"), tmpl: tmpl(`"auth:tcauth:cluster:status"`), handler: s.clusterStatus},
 		{name: "clusterJoin", method: "POST", path: p("tcauth", "cluster", "members"), tmpl: tmpl(`"auth:tcauth:cluster:join"`), input: joinSchema, kind: kindWrite, handler: s.clusterJoin},
 		{name: "clusterRemove", method: "DELETE", path: p("tcauth", "cluster", "members", ":nodeId"), tmpl: tmpl(`"auth:tcauth:cluster:remove:<nodeId>"`), kind: kindWrite, handler: s.clusterRemove},
 		{name: "clusterTransferLeadership", method: "POST", path: p("tcauth", "cluster", "transfer-leadership"), tmpl: tmpl(`"auth:tcauth:cluster:transfer-leadership"`), kind: kindWrite, handler: s.clusterTransfer},
@@ -105,6 +109,9 @@ func (s *Server) clusterJoin(c *call) error {
 	}
 	if err := cl.Join(c.r.Context(), id, addr); err != nil {
 		return err
+	}
+	if u, ok := in["apiUrl"].(string); ok {
+		s.recordMemberAPI(c.r.Context(), cl, id, u)
 	}
 	s.log.Info("node joined the cluster", "node", id, "raftAddr", addr, "by", c.clientID())
 	return c.reply(struct {

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/tcauth/tcauth/controlplane/cloud"
+	"github.com/tcauth/tcauth/controlplane/events"
 	"github.com/tcauth/tcauth/controlplane/login"
 	"github.com/tcauth/tcauth/protocol"
+	"github.com/tcauth/tcauth/protocol/buildinfo"
 	"github.com/tcauth/tcauth/scopeengine"
 )
 
@@ -43,7 +45,7 @@ type Config struct {
 	// StaleReads serves client/role reads from local state on followers
 	// instead of forwarding them to the leader. Default false (linearizable).
 	StaleReads bool
-	// StaticClients are the statically configured clients (API.md §5).
+	// StaticClients are the statically configured clients (docs/api.md §5).
 	StaticClients []StaticClient
 	// WebsocktunnelSecret signs websocktunnelToken JWTs; "" = not configured
 	// (the endpoint answers 404 ResourceNotFound). A shorthand for
@@ -54,6 +56,11 @@ type Config struct {
 	// backend is not configured and its endpoints answer 404. Its Now and
 	// Logger default to these.
 	Cloud *cloud.Config
+	// Events publishes client and role changes to an AMQP broker
+	// (Taskcluster's auth exchanges) from the replicated outbox; nil = no
+	// events (and no outbox). Needs the raftstore Store (NewRaftStore).
+	// Its Logger defaults to this one.
+	Events *events.Config
 	// Version is served by /__version__ (Dockerflow version.json members).
 	Version map[string]string
 	// MaxBodyBytes bounds request bodies (default 10 MB).
@@ -79,6 +86,11 @@ type Config struct {
 	LastUsedResolution time.Duration
 	// ChangesMaxWait bounds the long poll of the change feed (default 60s).
 	ChangesMaxWait time.Duration
+	// EnablePprof adds Go's profiles under /debug/pprof/ to AdminHandler
+	// (default off: they reveal internals and cost CPU; for diagnosis on a
+	// private network, as rqlite and Consul offer). Handler, the public
+	// API, never serves them.
+	EnablePprof bool
 	// ClientCacheSize bounds the cache of expanded client scopes (default 10000).
 	ClientCacheSize int
 	// Login configures the login service (browser sign-in, credentials
@@ -113,7 +125,7 @@ func DefaultConfig() Config {
 		ChangesMaxWait:     60 * time.Second,
 		ClientCacheSize:    10000,
 		Now:                time.Now,
-		Version:            map[string]string{"source": "https://github.com/tcauth/tcauth", "version": "dev", "commit": "", "build": ""},
+		Version:            buildinfo.Get().Dockerflow(),
 	}
 }
 
@@ -153,7 +165,7 @@ func (c *Config) fillDefaults() {
 	}
 }
 
-// StaticClient is one statically configured client (API.md §5).
+// StaticClient is one statically configured client (docs/api.md §5).
 type StaticClient struct {
 	ClientID    string   `json:"clientId"`
 	AccessToken string   `json:"accessToken"`
@@ -166,7 +178,7 @@ const StaticDescriptionNote = "\n---\n\nThis is a static client, managed by the 
 	"it is defined in the deployment's configuration and cannot be modified through the API."
 
 // builtinStaticScopes are the fixed scopes of the static/taskcluster/*
-// clients (API.md §5).
+// clients (docs/api.md §5).
 var builtinStaticScopes = map[string][]string{
 	"root":             {"*"},
 	"queue":            {"*"},
@@ -212,42 +224,57 @@ var accessTokenRe = regexp.MustCompile(`^[a-zA-Z0-9_-]{22,66}$`)
 func ResolveStaticClients(in []StaticClient) ([]StaticClient, error) {
 	seen := map[string]bool{}
 	out := make([]StaticClient, 0, len(in))
+	var errs []error // every bad client, not only the first (--check-config)
 	for _, c := range in {
-		if !strings.HasPrefix(c.ClientID, "static/") {
-			return nil, fmt.Errorf("static client %q: clientId must start with static/", c.ClientID)
+		c, err := resolveStaticClient(c, seen)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		if !clientIDRe.MatchString(c.ClientID) {
-			return nil, fmt.Errorf("static client %q: invalid clientId", c.ClientID)
-		}
-		if seen[c.ClientID] {
-			return nil, fmt.Errorf("static client %q configured twice", c.ClientID)
-		}
-		seen[c.ClientID] = true
-		if !accessTokenRe.MatchString(c.AccessToken) {
-			return nil, fmt.Errorf("static client %q: accessToken must match %s", c.ClientID, accessTokenRe)
-		}
-		if svc, ok := strings.CutPrefix(c.ClientID, "static/taskcluster/"); ok {
-			scopes, known := builtinStaticScopes[svc]
-			if !known {
-				return nil, fmt.Errorf("static client %q is not a built-in static/taskcluster/ client", c.ClientID)
-			}
-			if c.Scopes != nil {
-				return nil, fmt.Errorf("static client %q: built-in clients must not configure scopes", c.ClientID)
-			}
-			c.Scopes = append([]string{}, scopes...)
-			c.Description = "Internal client"
-		} else if c.Description == "" || c.Scopes == nil {
-			return nil, fmt.Errorf("static client %q needs a description and scopes", c.ClientID)
-		}
-		for _, s := range c.Scopes {
-			if !scopeengine.ValidScope(s) || strings.HasSuffix(s, "**") {
-				return nil, fmt.Errorf("static client %q: invalid scope %q", c.ClientID, s)
-			}
-		}
-		c.Description += StaticDescriptionNote
 		out = append(out, c)
 	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	return out, nil
+}
+
+// resolveStaticClient checks one static client (seen holds the ids
+// before it) and returns it as stored.
+func resolveStaticClient(c StaticClient, seen map[string]bool) (StaticClient, error) {
+	if !strings.HasPrefix(c.ClientID, "static/") {
+		return c, fmt.Errorf("static client %q: clientId must start with static/", c.ClientID)
+	}
+	if !clientIDRe.MatchString(c.ClientID) {
+		return c, fmt.Errorf("static client %q: invalid clientId", c.ClientID)
+	}
+	if seen[c.ClientID] {
+		return c, fmt.Errorf("static client %q configured twice", c.ClientID)
+	}
+	seen[c.ClientID] = true
+	if !accessTokenRe.MatchString(c.AccessToken) {
+		return c, fmt.Errorf("static client %q: accessToken must match %s", c.ClientID, accessTokenRe)
+	}
+	if svc, ok := strings.CutPrefix(c.ClientID, "static/taskcluster/"); ok {
+		scopes, known := builtinStaticScopes[svc]
+		if !known {
+			return c, fmt.Errorf("static client %q is not a built-in static/taskcluster/ client", c.ClientID)
+		}
+		if c.Scopes != nil {
+			return c, fmt.Errorf("static client %q: built-in clients must not configure scopes", c.ClientID)
+		}
+		c.Scopes = append([]string{}, scopes...)
+		c.Description = "Internal client"
+	} else if c.Description == "" || c.Scopes == nil {
+		return c, fmt.Errorf("static client %q needs a description and scopes", c.ClientID)
+	}
+	for _, s := range c.Scopes {
+		if !scopeengine.ValidScope(s) || strings.HasSuffix(s, "**") {
+			return c, fmt.Errorf("static client %q: invalid scope %q", c.ClientID, s)
+		}
+	}
+	c.Description += StaticDescriptionNote
+	return c, nil
 }
 
 // RootTokenFile is the file, inside the data directory, that holds the

@@ -13,7 +13,7 @@ import (
 	"github.com/tcauth/tcauth/scopeengine"
 )
 
-// clientJSON renders a stored client (API.md §2): scopes sorted by
+// clientJSON renders a stored client (docs/api.md §2): scopes sorted by
 // scopeCompare but not normalized [copy of the reference's side effect],
 // expandedScopes = expand(scopes) without anonymous.
 func (s *Server) clientJSON(rec ClientRecord) protocol.ClientJSON {
@@ -32,7 +32,7 @@ func (s *Server) clientJSON(rec ClientRecord) protocol.ClientJSON {
 
 func errClientNotFound() error { return apiErr(protocol.CodeResourceNotFound, "Client not found") }
 
-// staticGuard rejects changes to static/ clients (API.md §4).
+// staticGuard rejects changes to static/ clients (docs/api.md §4).
 func staticGuard(clientID string) error {
 	if strings.HasPrefix(clientID, "static/") {
 		return apiErr(protocol.CodeInputError, "clientId %q starts with \"static/\" which is reserved for statically configured clients. "+
@@ -41,7 +41,7 @@ func staticGuard(clientID string) error {
 	return nil
 }
 
-// noDoubleStar rejects scopes ending in ** (API.md §4).
+// noDoubleStar rejects scopes ending in ** (docs/api.md §4).
 func noDoubleStar(scopes []string) error {
 	for _, sc := range scopes {
 		if strings.HasSuffix(sc, "**") {
@@ -122,7 +122,7 @@ func (s *Server) getClient(c *call) error {
 }
 
 // idempotentCreate reports whether an existing client equals the create
-// request closely enough for a retry to succeed (API.md §4).
+// request closely enough for a retry to succeed (docs/api.md §4).
 func idempotentCreate(rec ClientRecord, in clientInput, now time.Time) bool {
 	return reflect.DeepEqual(nonNilStrings(rec.Scopes), nonNilStrings(in.scopes)) &&
 		rec.Expires.Equal(in.expires) && rec.Description == in.description &&
@@ -212,7 +212,7 @@ func (s *Server) updateClient(c *call) error {
 		return errClientNotFound()
 	}
 	// scopesAdded is a plain string difference against the stored,
-	// unexpanded scopes (API.md §4; roles use satisfaction instead).
+	// unexpanded scopes (docs/api.md §4; roles use satisfaction instead).
 	added := []any{}
 	for _, sc := range in.scopes {
 		if !slices.Contains(rec.Scopes, sc) {
@@ -305,7 +305,7 @@ func (s *Server) getEntityHistory(c *call) error {
 	return s.replyAudit(c, AuditQuery{EntityType: typ, EntityID: c.params["entityId"]})
 }
 
-// listAuditHistory lists actions performed *by* the client (API.md §4).
+// listAuditHistory lists actions performed *by* the client (docs/api.md §4).
 func (s *Server) listAuditHistory(c *call) error {
 	return s.replyAudit(c, AuditQuery{Actor: c.params["clientId"]})
 }
@@ -328,7 +328,7 @@ func (s *Server) replyAudit(c *call, q AuditQuery) error {
 	return c.reply(out)
 }
 
-// Continuation tokens (API.md §1 Pagination).
+// Continuation tokens (docs/api.md §1 Pagination).
 var (
 	clientsTokens = newHashids("salt", 10) // (a): offset, salted, min length 10
 	rolesTokens   = newHashids("", 0)      // (b): pair (offset, 10), no salt

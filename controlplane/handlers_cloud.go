@@ -49,7 +49,8 @@ func (s *Server) startCloud() error {
 
 // cloudErr maps a cloud error to the reference's answer: not configured
 // or not found → 404 ResourceNotFound with the backend's message (which
-// names what is missing), bad input → 400 with inputCode. Anything else
+// names what is missing), bad input → 400 with inputCode, the provider's
+// rate limit → 429 TooManyRequests (githubRepoToken). Anything else
 // (the provider failed) stays an internal error: 500 with an incident id,
 // its text logged, never shown (cloud errors carry no secret).
 func cloudErr(err error, inputCode string) error {
@@ -58,11 +59,13 @@ func cloudErr(err error, inputCode string) error {
 		return apiErr(protocol.CodeResourceNotFound, "%s", cloud.Message(err))
 	case errors.Is(err, cloud.ErrInput):
 		return apiErr(inputCode, "%s", cloud.Message(err))
+	case errors.Is(err, cloud.ErrRateLimited):
+		return apiErr(protocol.CodeTooManyRequests, "%s", cloud.Message(err))
 	}
 	return err
 }
 
-// websocktunnelToken: an HS256 JWT for websocktunnel (API.md §4).
+// websocktunnelToken: an HS256 JWT for websocktunnel (docs/api.md §4).
 func (s *Server) websocktunnelToken(c *call) error {
 	tok, err := s.cloud.svc.WebsocktunnelToken(c.clientID(), c.params["wstAudience"], c.params["wstClient"])
 	if err != nil {

@@ -3,12 +3,14 @@ package controlplane
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tcauth/tcauth/controlplane/cloud"
 	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/scopeengine"
 )
@@ -21,7 +23,7 @@ func (s *Server) lbheartbeat(c *call) error { return c.reply(struct{}{}) }
 
 func (s *Server) version(c *call) error { return c.reply(s.cfg.Version) }
 
-// heartbeat reports the Raft state (tcauth choice, API.md): leader 200;
+// heartbeat reports the Raft state (tcauth choice, docs/api.md §3): leader 200;
 // follower 429 (200 with ?standbyok=true), like Vault's health endpoint, so
 // a check can select the leader; no leader known (no quorum) 503.
 func (s *Server) heartbeat(c *call) error {
@@ -100,6 +102,7 @@ func (s *Server) authenticateHawk(c *call) error {
 	}
 	res := s.authn.Authenticate(c.r.Context(), req)
 	if res.Err != nil {
+		s.metrics.ops.observeAuth(res)
 		return res.Err
 	}
 	// "auth-failed" is a 200 here, so fail's hand-off does not see it: a
@@ -107,6 +110,7 @@ func (s *Server) authenticateHawk(c *call) error {
 	if res.Status == protocol.StatusFailed && c.handOff() {
 		return nil
 	}
+	s.metrics.ops.observeAuth(res) // after the hand-off: counted once, where it is decided
 	if b, ok := appendSuccessPretty(make([]byte, 0, 256), res); ok {
 		c.writeJSON(http.StatusOK, b)
 		return nil
@@ -115,7 +119,7 @@ func (s *Server) authenticateHawk(c *call) error {
 }
 
 // testerSource is the single fake client of testAuthenticate(Get):
-// tester / no-secret with the given scopes and no expiry (PROTOCOL §12).
+// tester / no-secret with the given scopes and no expiry (docs/protocol.md §12).
 type testerSource struct{ scopes []string }
 
 func (t testerSource) Client(_ context.Context, id string) (*protocol.Client, error) {
@@ -158,22 +162,41 @@ func (s *Server) testAuthenticateGet(c *call) error {
 	return s.testAuthenticateCommon(c, []string{"test:*", "auth:create-client:test:*"}, []string{"test:authenticate-get"}, true)
 }
 
-// The AWS and Azure endpoints are routed and authorized exactly as the
-// reference's, but their backends are not built yet: after the scope
-// check they answer 404 ResourceNotFound as the reference does for an
-// unconfigured bucket/account. (websocktunnelToken, gcpCredentials and
-// sentryDSN call package cloud: handlers_cloud.go; the AWS and Azure
-// handlers are to do the same, mapping errors with cloudErr.)
-
+// awsS3Credentials: temporary S3 credentials from STS, after the scope
+// check (docs/api.md §4). The prefix checks (no leading "/") and the 404 for a
+// bucket not configured come from package cloud, mapped by cloudErr.
 func (s *Server) awsS3Credentials(c *call) error {
-	level := c.params["level"]
-	if err := c.authorize(map[string]any{"levelIsReadOnly": level == "read-only", "bucket": c.params["bucket"], "prefix": c.params["prefix"]}); err != nil {
+	bucket, prefix := c.params["bucket"], c.params["prefix"]
+	readOnly := c.params["level"] == "read-only"
+	if err := c.authorize(map[string]any{"levelIsReadOnly": readOnly, "bucket": bucket, "prefix": prefix}); err != nil {
 		return err
 	}
-	if strings.HasPrefix(c.params["prefix"], "/") {
-		return apiErr(protocol.CodeInputError, "The `prefix` may not start with a slash `/`")
+	cr, err := s.cloud.svc.AWSS3Credentials(c.r.Context(), bucket, prefix, readOnly)
+	if err != nil {
+		return cloudErr(err, protocol.CodeInputError)
 	}
-	return apiErr(protocol.CodeResourceNotFound, "No credentials available for bucket %s", c.params["bucket"])
+	if c.query["format"] == "iam-role-compat" {
+		// The shape of the EC2 instance metadata service's credentials,
+		// which SDKs know how to refresh from.
+		return c.reply(struct {
+			Code            string `json:"Code"`
+			Type            string `json:"Type"`
+			LastUpdated     string `json:"LastUpdated"`
+			AccessKeyID     string `json:"AccessKeyId"`
+			SecretAccessKey string `json:"SecretAccessKey"`
+			Token           string `json:"Token"`
+			Expiration      string `json:"Expiration"`
+		}{"Success", "AWS-HMAC", protocol.FormatTime(s.cfg.Now()), cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken, protocol.FormatTime(cr.Expires)})
+	}
+	type credentials struct {
+		AccessKeyID     string `json:"accessKeyId"`
+		SecretAccessKey string `json:"secretAccessKey"`
+		SessionToken    string `json:"sessionToken"`
+	}
+	return c.reply(struct {
+		Credentials credentials `json:"credentials"`
+		Expires     string      `json:"expires"`
+	}{credentials{cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken}, protocol.FormatTime(cr.Expires)})
 }
 
 func (s *Server) azureAccounts(c *call) error {
@@ -236,35 +259,61 @@ func (s *Server) azureSAS(c *call) error {
 	return c.reply(map[string]string{"sas": sas, "expiry": protocol.FormatTime(expiry)})
 }
 
+// githubRepoTokenSchema is the reference's github-repo-token-request:
+// GitHub's repository permissions, each with the levels GitHub allows for
+// it (cloud.GitHubPermissionLevels), no other member; 1–500 repositories
+// (duplicates allowed, as there).
 var githubRepoTokenSchema = func() *schema {
-	perm := &schema{typ: "string", enum: []string{"read", "write", "admin"}}
+	perms := &schema{typ: "object", props: map[string]*schema{}, minProps: 1}
+	for _, name := range slices.Sorted(maps.Keys(cloud.GitHubPermissionLevels)) {
+		perms.props[name] = &schema{typ: "string", enum: cloud.GitHubPermissionLevels[name]}
+		perms.order = append(perms.order, name)
+	}
 	s := object([]string{"permissions", "repositories"},
-		"permissions", &schema{typ: "object", props: map[string]*schema{}, addl: perm, minProps: 1},
-		"repositories", &schema{typ: "array", minItems: 1, maxItems: 500, unique: true, items: &schema{typ: "string", pattern: repoNameRe}},
+		"permissions", perms,
+		"repositories", &schema{typ: "array", minItems: 1, maxItems: 500, items: &schema{typ: "string", pattern: repoNameRe}},
 	)
 	schemaIDs[s] = "github-repo-token-request"
 	return s
 }()
 
+// githubRepoPerms is the template's repoPerms: "<repo>:<permission>:<level>",
+// permission by permission, then repository, as the reference (whose
+// permissions keep the body's order; here they are sorted by name). repos
+// are lower-cased already. Shared with the explainer (explain.go).
+func githubRepoPerms(perms map[string]string, repos []string) []any {
+	var repoPerms []any
+	for _, p := range slices.Sorted(maps.Keys(perms)) {
+		for _, repo := range repos {
+			repoPerms = append(repoPerms, repo+":"+p+":"+perms[p])
+		}
+	}
+	return repoPerms
+}
+
 func (s *Server) githubRepoToken(c *call) error {
 	m := c.input.(map[string]any)
 	owner := strings.ToLower(c.params["owner"])
-	perms := m["permissions"].(map[string]any)
-	names := make([]string, 0, len(perms))
-	for k := range perms {
-		names = append(names, k)
+	perms := map[string]string{}
+	for k, v := range m["permissions"].(map[string]any) {
+		perms[k] = v.(string)
 	}
-	sort.Strings(names)
-	var repoPerms []any
-	for _, repo := range stringList(m["repositories"]) {
-		for _, p := range names {
-			repoPerms = append(repoPerms, strings.ToLower(repo)+":"+p+":"+perms[p].(string))
-		}
+	repos := stringList(m["repositories"])
+	for i, r := range repos {
+		repos[i] = strings.ToLower(r)
 	}
+	repoPerms := githubRepoPerms(perms, repos)
 	if err := c.authorize(map[string]any{"appName": c.params["appName"], "owner": owner, "repoPerms": repoPerms}); err != nil {
 		return err
 	}
-	return apiErr(protocol.CodeResourceNotFound, "GitHub app %s is not configured", c.params["appName"])
+	tok, err := s.cloud.svc.GitHubRepoToken(c.r.Context(), c.params["appName"], owner, repos, perms)
+	if err != nil {
+		return cloudErr(err, protocol.CodeInputError)
+	}
+	return c.reply(struct {
+		Token   string `json:"token"`
+		Expires string `json:"expires"`
+	}{tok.Token, protocol.FormatTime(tok.Expires)})
 }
 
 // watchChanges is the sidecars' change feed (DESIGN.md): a long poll keyed

@@ -27,7 +27,7 @@ func (s *Server) listRoles(c *call) error {
 	return c.reply(out)
 }
 
-// rolePage applies pagination (b) of API.md §1 to n roles.
+// rolePage applies pagination (b) of docs/api.md §1 to n roles.
 func rolePage(c *call, n int) (start, end int, token string, err error) {
 	limit := 0
 	if v := c.query["limit"]; v != "" {
@@ -95,7 +95,7 @@ func (c *call) roleInput() (scopes []string, description string) {
 	return stringList(m["scopes"]), m["description"].(string)
 }
 
-// validateRoleSet checks the role set with role put (SCOPES.md §8).
+// validateRoleSet checks the role set with role put (docs/scopes.md §8).
 func validateRoleSet(res *scopeengine.Resolver, roleID string, scopes []string) error {
 	if _, err := res.Put(scopeengine.Role{RoleID: roleID, Scopes: scopes}); err != nil {
 		return apiErr(protocol.CodeInputError, "%s", err.Error())
@@ -112,7 +112,7 @@ func (s *Server) createRole(c *call) error {
 	if err := c.authorize(map[string]any{"roleId": id, "scopes": anyList(scopes)}); err != nil {
 		return err
 	}
-	scopeengine.SortScopes(scopes) // createRole stores them sorted (API.md §2)
+	scopeengine.SortScopes(scopes) // createRole stores them sorted (docs/api.md §2)
 	existing := func() error {
 		r, ok := s.store.Role(id)
 		if !ok {
@@ -167,7 +167,7 @@ func (s *Server) updateRole(c *call) error {
 	}
 	r, ok := s.store.Role(id)
 	if !ok {
-		// Checked before authorization, as the reference does (API.md §4).
+		// Checked before authorization, as the reference does (docs/api.md §4).
 		return apiErr(protocol.CodeResourceNotFound, "Role with roleId '%s' not found", id)
 	}
 	res := s.store.Resolver()

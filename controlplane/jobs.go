@@ -25,11 +25,13 @@ const (
 // publishing its API address, syncing static clients on leadership
 // acquisition, deleting expired clients, purging old audit rows and
 // committing batched lastDateUsed updates (followers forward their batches
-// to the leader instead), and deleting expired managed Sentry keys.
+// to the leader instead), deleting expired managed Sentry keys, and
+// publishing change events (Config.Events; package events).
 func (s *Server) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	defer s.cloud.wg.Wait()
+	defer s.runEvents(ctx)()
 	if s.login != nil {
 		done := make(chan struct{})
 		defer func() { <-done }()

@@ -402,7 +402,7 @@ func (b *loginBackend) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (b *loginBackend) writeJSON(w http.ResponseWriter, status int, v any) {
-	out, err := json.Marshal(v)
+	out, err := protocol.Marshal(v)
 	if err != nil {
 		status, out = http.StatusInternalServerError, []byte(`{"code":"InternalServerError"}`)
 	}

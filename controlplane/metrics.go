@@ -15,6 +15,7 @@ type metrics struct {
 	duration     *prometheus.HistogramVec
 	applyLatency *prometheus.HistogramVec
 	forwarded    *prometheus.HistogramVec
+	ops          *opsMetrics // opsmetrics.go: Raft, runtime, authentication outcomes, long polls
 }
 
 var raftStates = []string{"leader", "follower", "candidate", "shutdown"}
@@ -51,10 +52,14 @@ func newMetrics(store Store) *metrics {
 			return 0
 		}))
 	}
+	m.ops = newOpsMetrics(m.reg, store)
 	return m
 }
 
 func (m *metrics) observe(endpoint string, status int, d time.Duration) {
 	m.requests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
+	if m.ops.observeLongPoll(endpoint, d) {
+		return // a long poll's duration is its wait, not latency
+	}
 	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
 }

@@ -43,7 +43,7 @@ type route struct {
 	handler func(*call) error
 }
 
-// paramPatterns are the builder-level path-parameter patterns (API.md §1).
+// paramPatterns are the builder-level path-parameter patterns (docs/api.md §1).
 var paramPatterns = map[string]string{
 	"clientId":    protocol.ClientIDPattern, // shared with the sidecar, which refuses other ids locally
 	"roleId":      `^[\x20-\x7e]+$`,
@@ -168,6 +168,9 @@ func (s *Server) buildRoutes() []*route {
 		{name: "watchChanges", method: "GET", path: p("tcauth", "changes"), tmpl: tmpl(`"auth:tcauth:watch-changes"`),
 			query: []queryParam{{"after", regexp.MustCompile(`^[0-9]+$`), "/^[0-9]+$/"}, {"wait", regexp.MustCompile(`^[0-9]+$`), "/^[0-9]+$/"}}, handler: s.watchChanges},
 		{name: "clientCredentials", method: "GET", path: p("tcauth", "clients", ":clientId", "credentials"), tmpl: tmpl(`"auth:tcauth:verify-clients"`), handler: s.clientCredentials},
+		// Which scopes a call needs (explain.go); checking a client needs
+		// what reading it does.
+		{name: "explainScopes", method: "POST", path: p("tcauth", "explain"), tmpl: tmpl(`{"if":"checkClient","then":"auth:get-client:<clientId>"}`), input: explainSchema, kind: kindRead, handler: s.explainScopes},
 		// Peers only (peer.go); served where it arrives, never forwarded.
 		{name: "reportLastUsed", method: "POST", path: p("tcauth", "internal", "last-used"), input: lastUsedSchema, handler: s.reportLastUsed},
 		{name: "readIndex", method: "GET", path: p("tcauth", "internal", "read-index"), handler: s.readIndex},

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tcauth/tcauth/controlplane/events"
 	"github.com/tcauth/tcauth/controlplane/login"
 	"github.com/tcauth/tcauth/controlplane/webui"
 	"github.com/tcauth/tcauth/protocol"
@@ -62,6 +62,8 @@ type Server struct {
 	issuerChecked bool          // the issuer client's existence was checked (Run)
 
 	cloud *cloudBackends // third-party credentials (handlers_cloud.go)
+
+	events *events.Publisher // change events (Config.Events; nil without), events.go
 }
 
 // New validates cfg and returns a Server over store.
@@ -95,6 +97,9 @@ func New(cfg Config, store Store) (*Server, error) {
 	}
 	s.peers = &peerTickets{keyring: cfg.PeerKeyring, now: cfg.Now}
 	if err := s.startCloud(); err != nil {
+		return nil, err
+	}
+	if err := s.startEvents(); err != nil {
 		return nil, err
 	}
 	s.routes = s.buildRoutes()
@@ -158,6 +163,9 @@ func (s *Server) LoginBackend() login.Backend {
 
 // Handler returns the HTTP handler: the API under /api/auth/v1, the
 // Dockerflow endpoints also at the root, and Prometheus metrics at /metrics.
+// It never serves Go's profiles, even with Config.EnablePprof: anyone who
+// reaches the API could otherwise take CPU profiles (a cost to every
+// caller) and read the command line; they are on AdminHandler only.
 func (s *Server) Handler() http.Handler {
 	// Not an http.ServeMux: it would clean paths like /aws/s3/l/b//p with a
 	// redirect, and the Hawk MAC covers the path exactly as sent.
@@ -288,6 +296,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		w = &indexStampingWriter{ResponseWriter: w, index: s.store.AppliedIndex}
 	}
 	c := &call{s: s, w: w, r: r, now: s.cfg.Now(), byPeer: byPeer}
+	reqID := requestID(r.Header)
+	h.Set(RequestIDHeader, reqID)
 	name := "unknown"
 	defer func() {
 		if v := recover(); v != nil {
@@ -300,11 +310,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.metrics.observe(name, c.status, time.Since(start))
-		attrs := []any{"method", r.Method, "endpoint", name, "status", c.status, "duration_ms", time.Since(start).Milliseconds()}
-		if c.auth != nil && c.auth.ClientID != "" {
-			attrs = append(attrs, "clientId", c.auth.ClientID)
-		}
-		s.log.Info("request", attrs...)
+		s.logRequest(c, name, reqID, start)
 	}()
 
 	rt, params, found := s.matchRoute(r)
@@ -359,7 +365,7 @@ func (s *Server) matchRoute(r *http.Request) (*route, map[string]string, bool) {
 	return nil, nil, found
 }
 
-// serve runs the pipeline of API.md "Pipeline order".
+// serve runs the pipeline of docs/api.md §1 "Pipeline order".
 func (c *call) serve() {
 	s, r := c.s, c.r
 	// 0. Consistency: writes (and linearizable reads) run on the leader.
@@ -624,7 +630,7 @@ func (s *Server) authenticateWith(c *call, authn *protocol.Authenticator) (*prot
 	if res.Hash != "" && res.Scheme == "hawk" {
 		want := protocol.PayloadHash(c.r.Header.Get("Content-Type"), c.body)
 		if subtle.ConstantTimeCompare([]byte(want), []byte(res.Hash)) != 1 {
-			// The reference's message keeps a literal {{hash}} (API.md §1).
+			// The reference's message keeps a literal {{hash}} (docs/api.md §1).
 			return nil, apiErr(protocol.CodeAuthenticationFailed, "Invalid payload hash: {{hash}}")
 		}
 	}
@@ -802,35 +808,6 @@ func (c *call) rewindBody() {
 
 // marshalPretty is JSON.stringify(v, null, 2): two-space indent and no
 // HTML escaping (scopes often contain <..>).
-func marshalPretty(v any) ([]byte, error) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return unescapeHTML(b), nil
-}
+func marshalPretty(v any) ([]byte, error) { return protocol.MarshalIndent(v) }
 
-var htmlEscapes = regexp.MustCompile(`\\+u00(3c|3e|26)`)
-
-// unescapeHTML undoes encoding/json's \u003c, \u003e and \u0026 (also
-// inside the output of MarshalJSON methods, which the encoder cannot be told
-// about), leaving an escaped backslash followed by "u003c" alone.
-func unescapeHTML(b []byte) []byte {
-	return htmlEscapes.ReplaceAllFunc(b, func(m []byte) []byte {
-		n := bytes.IndexByte(m, 'u') // number of backslashes
-		if n%2 == 0 {
-			return m
-		}
-		var ch byte
-		switch string(m[len(m)-2:]) {
-		case "3c":
-			ch = '<'
-		case "3e":
-			ch = '>'
-		default:
-			ch = '&'
-		}
-		out := append([]byte{}, m[:n-1]...)
-		return append(out, ch)
-	})
-}
+func unescapeHTML(b []byte) []byte { return protocol.UnescapeHTML(b) }

@@ -153,7 +153,7 @@ type Op string
 //	set-client-disabled    set disabled = Disabled; lastModified = Time
 //	delete-client          delete ID (no error if absent)
 //	create-role            insert Role (created = lastModified = Time); ErrConflict if it
-//	                       exists, ErrInvalidRoles if the new role set is invalid (SCOPES §8)
+//	                       exists, ErrInvalidRoles if the new role set is invalid (docs/scopes.md §8)
 //	update-role            replace the role's scopes and description; ErrNotFound, ErrInvalidRoles
 //	delete-role            delete ID (no error if absent)
 //	touch-clients          set lastDateUsed of each client in LastUsed (one batched command,
@@ -161,7 +161,7 @@ type Op string
 //	delete-expired-clients delete clients with deleteOnExpiration and expires < Time,
 //	                       auditing "expired" by Actor
 //	purge-audit            delete audit rows created before Before
-//	sync-static-clients    make the stored static/ clients equal Static (API.md §5): absent
+//	sync-static-clients    make the stored static/ clients equal Static (docs/api.md §5): absent
 //	                       ones deleted, changed ones updated, missing ones created with
 //	                       expires = Time + 1000 years
 //

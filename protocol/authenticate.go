@@ -50,7 +50,7 @@ const (
 )
 
 // Result is the verifier's answer; MarshalJSON renders it as
-// authenticateHawk's response (PROTOCOL.md §11).
+// authenticateHawk's response (docs/protocol.md §11).
 type Result struct {
 	Status   Status
 	Scheme   string // "hawk" (also for bewits, as the reference reports) or "none"
@@ -146,7 +146,7 @@ func (a *Authenticator) fail(err error) Result {
 // Authenticate verifies req: its Authorization header if it has one, else
 // its bewit if the resource has one, else it is anonymous (no-auth).
 //
-// Header pipeline (PROTOCOL.md §5): parse → required attributes →
+// Header pipeline (docs/protocol.md §5): parse → required attributes →
 // ext/certificate/authorizedScopes and the client lookup (§6–§9) → MAC →
 // timestamp. So a bad certificate is reported even when the MAC is wrong
 // too, as the reference does. Nonces are not checked (§5); replay
@@ -301,7 +301,7 @@ func (v *verified) macMatches(kind string, art *Artifacts, mac string) bool {
 func authErr(msg string) error { return &AuthError{msg} }
 
 // loadCredentials is the reference's loadCredentials + limitClientWithExt
-// (PROTOCOL.md §6–§9), in its order: first failure wins.
+// (docs/protocol.md §6–§9), in its order: first failure wins.
 func (a *Authenticator) loadCredentials(ctx context.Context, id, extAttr string, now time.Time, v *verified) error {
 	var ext extData
 	if extAttr != "" {
@@ -480,7 +480,7 @@ func (a *Authenticator) certificateAccepted(v *verified, scopes []string, expiry
 
 // PayloadHashValid checks the payload hash a Hawk header carried (Hash)
 // against the request body, in constant time, as lib-api does after a
-// successful authentication (PROTOCOL.md §4): only for scheme "hawk" with a
+// successful authentication (docs/protocol.md §4): only for scheme "hawk" with a
 // hash; otherwise there is nothing to check and it reports true. On false,
 // callers answer 401 AuthenticationFailed ("Invalid payload hash: …").
 func (r Result) PayloadHashValid(contentType string, body []byte) bool {
@@ -518,7 +518,7 @@ type resultFailedJSON struct {
 }
 
 // MarshalJSON renders r as one of authenticateHawk's three response shapes
-// (PROTOCOL.md §11). A success without expiry (e.g. testAuthenticate's
+// (docs/protocol.md §11). A success without expiry (e.g. testAuthenticate's
 // tester) omits "expires".
 func (r Result) MarshalJSON() ([]byte, error) {
 	scopes := r.Scopes

@@ -67,7 +67,7 @@ func validCert(id, issuer string, scopes []string, start, expiry int64, seed str
 }
 
 // TestCertificateAndExtValidation has one row per validation message of
-// PROTOCOL.md §6–§8 (and the boundaries around them).
+// docs/protocol.md §6–§8 (and the boundaries around them).
 func TestCertificateAndExtValidation(t *testing.T) {
 	seed := strings.Repeat("S", 44)
 	tempKey := TemporaryAccessToken(issuerKey, seed)
@@ -236,7 +236,7 @@ func TestTimestampSkew(t *testing.T) {
 	}
 }
 
-// TestCheckOrder pins PROTOCOL.md §5: credentials before MAC before skew.
+// TestCheckOrder pins docs/protocol.md §5: credentials before MAC before skew.
 func TestCheckOrder(t *testing.T) {
 	a := vectorAuthenticator()
 	stale := vectorNow.Unix() - 10_000

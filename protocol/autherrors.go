@@ -10,7 +10,7 @@ func (e *AuthError) Error() string { return e.Message }
 // Failures that carry no variable part are shared values, so the hot path
 // allocates nothing for them and callers can test with errors.Is.
 var (
-	// Hawk header (PROTOCOL.md §2, §3, §5).
+	// Hawk header (docs/protocol.md §2, §3, §5).
 	ErrHeaderTooLong      = &AuthError{"Bad Request: Header length too long"}
 	ErrInvalidSyntax      = &AuthError{"Bad Request: Invalid header syntax"}
 	ErrBadHeaderFormat    = &AuthError{"Bad Request: Bad header format"}
@@ -21,7 +21,7 @@ var (
 	ErrInvalidCredentials = &AuthError{"Invalid credentials"}
 	ErrFailedToParseExt   = &AuthError{"Failed to parse ext"}
 
-	// Bewits (PROTOCOL.md §10).
+	// Bewits (docs/protocol.md §10).
 	ErrResourceTooLong    = &AuthError{"Bad Request: Resource path exceeds max length"}
 	ErrEmptyBewit         = &AuthError{"Unauthorized: Empty bewit"}
 	ErrInvalidMethod      = &AuthError{"Unauthorized: Invalid method"}

@@ -15,7 +15,7 @@ type Bewit struct{ ID, Exp, MAC, Ext string }
 // HasBewit reports whether resource would be authenticated as a bewit
 // request, i.e. matches the reference's `^/.*[?&]bewit=`. A request with
 // both this and an Authorization header is the caller's to reject ("Cannot
-// use two authentication schemes at once…", PROTOCOL.md §10); Authenticate
+// use two authentication schemes at once…", docs/protocol.md §10); Authenticate
 // itself only looks at bewits when there is no Authorization header.
 func HasBewit(resource string) bool {
 	if resource == "" || resource[0] != '/' {

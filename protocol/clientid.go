@@ -1,7 +1,7 @@
 package protocol
 
 // ClientIDPattern is the pattern every clientId must match: the
-// Taskcluster API builder's `clientId` path-parameter pattern (API.md §1),
+// Taskcluster API builder's `clientId` path-parameter pattern (docs/api.md §1),
 // which the control plane enforces on every route with a clientId. The
 // sidecar uses the same rule to refuse a Hawk id that can never name a
 // client without asking the control plane about it.

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// API error codes and their HTTP statuses (API.md §1).
+// API error codes and their HTTP statuses (docs/api.md §1).
 const (
 	CodeMalformedPayload        = "MalformedPayload"
 	CodeInvalidRequestArguments = "InvalidRequestArguments"
@@ -163,7 +163,7 @@ func IndentJSON(v any) string {
 	return strings.TrimSuffix(buf.String(), "\n")
 }
 
-// The InsufficientScopes message templates of lib-api (API.md §1), with
+// The InsufficientScopes message templates of lib-api (docs/api.md §1), with
 // {{clientId}}, {{unsatisfied}} and {{required}} placeholders. A handler
 // that raises the error without details gets the placeholders verbatim,
 // as the reference's testAuthenticateGet does.

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// specDir holds the spec's vectors, copied into the repository
+// specDir holds the reference vectors, kept in the repository
 // (testdata/spec/README.md) so that they run on every clean clone.
 const specDir = "../testdata/spec"
 
@@ -40,7 +40,7 @@ func (m memClients) Client(_ context.Context, id string) (*Client, error) {
 	return nil, ErrClientNotFound
 }
 
-// testRoles is a small, independent implementation of SCOPES.md §7 role
+// testRoles is a small, independent implementation of docs/scopes.md §7 role
 // expansion (fixpoint of direct grants, then sort + normalize), enough for
 // the handful of roles the vectors use. The real one is scopeengine's.
 type testRoles map[string][]string
@@ -150,7 +150,7 @@ func vectorAuthenticator() *Authenticator {
 }
 
 // testerAuthenticator is testAuthenticate's validator: one client
-// tester/no-secret with the given scopes, no roles (PROTOCOL.md §12).
+// tester/no-secret with the given scopes, no roles (docs/protocol.md §12).
 func testerAuthenticator(scopes ...string) *Authenticator {
 	return &Authenticator{
 		Clients: memClients{"tester": {ClientID: "tester", AccessToken: "no-secret", ExpandedScopes: scopes}},

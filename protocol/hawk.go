@@ -123,7 +123,7 @@ func hasLineTerminator(s string) bool {
 }
 
 // ParseHeader parses a Hawk Authorization header exactly as hawk 9 does
-// (PROTOCOL.md §2): scheme `^(\w+)(?:\s+(.*))?$`, then a global scan for
+// (docs/protocol.md §2): scheme `^(\w+)(?:\s+(.*))?$`, then a global scan for
 // `(\w+)="([^"\\]*)"\s*(?:,\s*|$)`, where anything left unmatched is "Bad
 // header format" and the last attribute error wins. It also checks that
 // id, ts, nonce and mac are present. It is hand-written (no regexp) and
@@ -251,7 +251,7 @@ func (h *Header) attribute(name string) (int, *string) {
 	return 0, nil
 }
 
-// Artifacts are the inputs of a Hawk MAC (PROTOCOL.md §3).
+// Artifacts are the inputs of a Hawk MAC (docs/protocol.md §3).
 type Artifacts struct {
 	Method, Resource, Host string
 	Port                   int
@@ -426,7 +426,7 @@ func NormalizedString(kind string, a Artifacts) string {
 	return string(appendNormalized(nil, kind, &a))
 }
 
-// PayloadHash is hawk's payload hash (PROTOCOL.md §4): content type is the
+// PayloadHash is hawk's payload hash (docs/protocol.md §4): content type is the
 // part before ';', trimmed and lower-cased.
 func PayloadHash(contentType string, body []byte) string {
 	if i := strings.IndexByte(contentType, ';'); i >= 0 {
@@ -634,7 +634,7 @@ func ServerAuthorization(key []byte, req Artifacts, hash, ext string) string {
 }
 
 // Request is what the verifier needs to know about an HTTP request; it is
-// also the body of authenticateHawk (PROTOCOL.md §11).
+// also the body of authenticateHawk (docs/protocol.md §11).
 type Request struct {
 	Method        string
 	Resource      string // raw request-target: path + "?" + query as sent
@@ -644,7 +644,7 @@ type Request struct {
 	SourceIP      string // logging only
 }
 
-// RequestFromHTTP derives the signed-over values of r (PROTOCOL.md §3):
+// RequestFromHTTP derives the signed-over values of r (docs/protocol.md §3):
 // resource = r.RequestURI as received; host = hostname of the Host header;
 // port = first X-Forwarded-Port, else 443 if X-Forwarded-Proto is exactly
 // "https", else the Host header's port, else 443 for TLS, else 80. The

@@ -8,11 +8,11 @@ import "strings"
 // ScopeOps.
 
 // anonymousScope is merged into every authenticated and anonymous caller's
-// scopes (PROTOCOL.md §9).
+// scopes (docs/protocol.md §9).
 const anonymousScope = "assume:anonymous"
 
 // ValidScope reports whether s is a valid scope: printable ASCII 0x20–0x7E,
-// the empty string included (SCOPES.md §1).
+// the empty string included (docs/scopes.md §1).
 func ValidScope(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] > 0x7e {
@@ -22,7 +22,7 @@ func ValidScope(s string) bool {
 	return true
 }
 
-// scopeSatisfies is plain trailing-star satisfaction (SCOPES.md §2).
+// scopeSatisfies is plain trailing-star satisfaction (docs/scopes.md §2).
 func scopeSatisfies(have, need string) bool {
 	if have == need {
 		return true
@@ -31,7 +31,7 @@ func scopeSatisfies(have, need string) bool {
 	return n > 0 && have[n-1] == '*' && strings.HasPrefix(need, have[:n-1])
 }
 
-// scopeCompare is the reference's scopeCompare (SCOPES.md §3): a trailing
+// scopeCompare is the reference's scopeCompare (docs/scopes.md §3): a trailing
 // star sorts before the same prefix without it.
 func scopeCompare(a, b string) int {
 	aStar := len(a) > 0 && a[len(a)-1] == '*'
@@ -58,7 +58,7 @@ func scopeCompare(a, b string) int {
 // mergeScopeSets is the reference's sorted two-pointer merge. It is used
 // as-is by the identity expander (testAuthenticate): applied to an unsorted
 // caller list it keeps the caller's order, e.g. ["assume:anonymous",
-// "test:*", "b:x", "a:x"] (PROTOCOL.md §12) — [quirk] copied, because the
+// "test:*", "b:x", "a:x"] (docs/protocol.md §12) — [quirk] copied, because the
 // testAuthenticate vectors depend on it.
 func mergeScopeSets(a, b []string) []string {
 	out := make([]string, 0, len(a)+len(b))

@@ -11,7 +11,7 @@ import (
 // URL that a verifier refuses: it refuses to sign it instead.
 const (
 	// MaxHeaderLength bounds the Authorization header, counted in UTF-16
-	// units as hawk counts JavaScript string length (PROTOCOL.md §2). It
+	// units as hawk counts JavaScript string length (docs/protocol.md §2). It
 	// also bounds how large a certificate can get, since the certificate
 	// travels base64-encoded inside the header's ext.
 	MaxHeaderLength = 4096

@@ -13,7 +13,7 @@ import (
 )
 
 // MaxCertificateLifetime is the longest a certificate may last
-// (expiry − start), as the server enforces it (PROTOCOL.md §7); the
+// (expiry − start), as the server enforces it (docs/protocol.md §7); the
 // verifier and CreateTemporaryCredentials both compare in milliseconds.
 const MaxCertificateLifetime = 31 * 24 * time.Hour
 
@@ -38,7 +38,7 @@ func (c Certificate) SignedText(credentialName string) string {
 		float64(c.Start), float64(c.Expiry), c.Scopes, false))
 }
 
-// appendSignedText builds the server's signed string (PROTOCOL.md §7):
+// appendSignedText builds the server's signed string (docs/protocol.md §7):
 // lines joined by "\n" with no trailing newline, so with no scopes it ends
 // in "scopes:". jsEmptyScopesVariant appends the "\n" the official JS
 // clients add in that case ([quirk], see Authenticator).
@@ -89,7 +89,7 @@ type TemporaryOptions struct {
 
 // CreateTemporaryCredentials issues temporary credentials signed by the
 // issuer, as the official clients do, but signs the empty-scopes case the
-// way the server checks it (the JS clients get that wrong, PROTOCOL.md §7).
+// way the server checks it (the JS clients get that wrong, docs/protocol.md §7).
 // It refuses (ErrSignCertificate, or ErrSignHeaderTooLong when the
 // certificate cannot fit in any Hawk header) what the server would refuse
 // anyway: a temporary issuer, a lifetime over 31 days, invalid scopes, a
@@ -149,7 +149,7 @@ func CreateTemporaryCredentials(o TemporaryOptions) (Credentials, error) {
 }
 
 // checkTemporaryOptions refuses options whose credentials could never
-// verify (the verifier's checks, PROTOCOL.md §7, made at issue time).
+// verify (the verifier's checks, docs/protocol.md §7, made at issue time).
 func checkTemporaryOptions(o *TemporaryOptions) error {
 	var detail string
 	switch {

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// The auth v1 API's JSON objects (API.md §2–§3). Members are declared in
+// The auth v1 API's JSON objects (docs/api.md §2–§3). Members are declared in
 // the order the reference emits them; times are time.Time in Go and are
 // rendered like JavaScript's Date.toJSON (FormatTime) by the MarshalJSON
 // methods; nil scope lists render as [].
@@ -111,7 +111,7 @@ func (s ScopesetJSON) MarshalJSON() ([]byte, error) {
 	return json.Marshal(plain(s))
 }
 
-// AuthenticateHawkRequest is the body of authenticateHawk (PROTOCOL.md
+// AuthenticateHawkRequest is the body of authenticateHawk (docs/protocol.md
 // §11). Authorization "" means absent (the reference treats an empty
 // header as absent too).
 type AuthenticateHawkRequest struct {

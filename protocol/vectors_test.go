@@ -34,7 +34,7 @@ func (v *vectorRequest) toRequest() Request {
 }
 
 // rejectedQuirks are the reference vectors whose [quirk] we reject on
-// purpose (PROTOCOL.md §5, §10): the reference accepts them; we answer
+// purpose (docs/protocol.md §5, §10): the reference accepts them; we answer
 // with a clear failure instead. Each of these messages is only reachable
 // after the MAC matched, so the vector still proves our MAC agrees with the
 // reference's for these inputs.
@@ -85,7 +85,7 @@ func TestReferenceAuthenticateVectors(t *testing.T) {
 		}
 	}
 	if n < 50 {
-		t.Errorf("only %d authenticate vectors found; the spec file looks truncated", n)
+		t.Errorf("only %d authenticate vectors found; the vector file looks truncated", n)
 	}
 }
 
@@ -343,8 +343,8 @@ func TestProtocolVectors(t *testing.T) {
 	}
 }
 
-// TestSpecTextVectors are the worked examples in PROTOCOL.md's "Test
-// vectors" section that are not in the JSON files.
+// TestSpecTextVectors are the worked examples of docs/protocol.md
+// ("Worked examples") that are not in the JSON files.
 func TestSpecTextVectors(t *testing.T) {
 	tester := Credentials{ClientID: "tester", AccessToken: "no-secret"}
 	at := SignOptions{Now: time.Unix(1700000000, 0), Nonce: "abc123"}

@@ -26,7 +26,7 @@ type BackupSummary struct {
 func SummarizeBackup(r io.Reader) (BackupSummary, error) {
 	st, idx, err := readSnapshot(r)
 	if err != nil {
-		return BackupSummary{}, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		return BackupSummary{}, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	}
 	sum := BackupSummary{Index: idx, Clients: len(st.clients), Roles: len(st.roles), LoginRecords: len(st.logins)}
 	note := func(at time.Time, what string) {

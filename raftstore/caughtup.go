@@ -28,7 +28,9 @@ const catchUpPoll = 5 * time.Millisecond
 // earlier term), a leader once its barrier of the term is applied. It is
 // false while no leader is known. One atomic load: callers use it on every
 // refusal.
-func (s *Store) CaughtUp() bool { return s.cu.caught.Load() }
+//
+// A halted state machine (format.go) never is: it applies nothing more.
+func (s *Store) CaughtUp() bool { return s.cu.caught.Load() && s.fsm.haltedErr() == nil }
 
 // WaitCaughtUp returns once CaughtUp is true, ErrNotCaughtUp (wrapping the
 // context's error) when ctx ends first, ErrClosed when the store closes.
@@ -341,6 +343,7 @@ type observingTransport struct {
 	*raft.NetworkTransport
 	consumer  chan raft.RPC
 	seen      *leaderCommit
+	contacts  *peerContacts // autopilot.go: followers' answers, on the leader
 	done      chan struct{}
 	closeOnce sync.Once
 }

@@ -543,8 +543,12 @@ func replayLog(path, dir string, bolt *raftboltdb.BoltStore, after uint64, st *s
 		}
 		switch l.Type {
 		case raft.LogCommand:
-			// Rejected or undecodable commands change nothing, as in the FSM.
-			_, _, _ = applyCommand(st, l.Data)
+			// Rejected or undecodable commands change nothing, as in the
+			// FSM; an entry of a newer format would halt it, so the node
+			// does not start.
+			if _, _, err := applyCommand(st, l.Index, l.Data, FormatVersion); errors.Is(err, ErrUnsupportedFormat) {
+				return conf, false, fmt.Errorf("raftstore: %s: log entry %d: %w", path, i, err)
+			}
 		case raft.LogConfiguration:
 			c, err := decodeConfiguration(l.Data)
 			if err != nil {

@@ -26,10 +26,23 @@ type fsm struct {
 	// WaitForIndex and Changes callers.
 	appliedMu sync.Mutex
 	applied   chan struct{}
+
+	// maxFormat is the newest format this node reads (FormatVersion; tests
+	// pretend to be an older release). An entry newer than it halts the
+	// FSM for good (format.go): halted is closed, haltErr says why, onHalt
+	// (Config.OnHalt) is told.
+	maxFormat int
+	haltOnce  sync.Once
+	haltErr   atomic.Pointer[error]
+	halted    chan struct{}
+	onHalt    func(error)
+	// formatRaised receives when the state starts to hold a newer format.
+	formatRaised chan struct{}
 }
 
 func newFSM(feedSize int) *fsm {
-	return &fsm{st: newState(), feed: newChangeFeed(feedSize), applied: make(chan struct{})}
+	return &fsm{st: newState(), feed: newChangeFeed(feedSize), applied: make(chan struct{}),
+		maxFormat: FormatVersion, halted: make(chan struct{}), formatRaised: make(chan struct{}, 1)}
 }
 
 // applyResponse is what Apply returns through raft's ApplyFuture.
@@ -47,21 +60,40 @@ func (f *fsm) Apply(l *raft.Log) interface{} { return f.ApplyBatch([]*raft.Log{l
 func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	out := make([]interface{}, len(logs))
 	f.mu.Lock()
+	before := f.st.format()
 	for i, l := range logs {
+		// A halted FSM applies nothing, not even no-ops: its index stays
+		// before the entry it cannot read.
+		if err := f.haltedErr(); err != nil {
+			out[i] = &applyResponse{err: err}
+			continue
+		}
 		if l.Type != raft.LogCommand {
 			f.index.Store(l.Index)
 			continue
 		}
-		out[i] = f.applyOne(l)
+		resp := f.applyOne(l)
+		out[i] = resp
+		if errors.Is(resp.err, ErrUnsupportedFormat) {
+			f.halt(fmt.Errorf("log entry %d: %w", l.Index, resp.err))
+			continue
+		}
 		f.index.Store(l.Index)
 	}
+	raised := f.st.format() > before
 	f.mu.Unlock()
+	if raised {
+		select {
+		case f.formatRaised <- struct{}{}:
+		default:
+		}
+	}
 	f.notifyApplied()
 	return out
 }
 
 func (f *fsm) applyOne(l *raft.Log) *applyResponse {
-	res, changes, err := applyCommand(f.st, l.Data)
+	res, changes, err := applyCommand(f.st, l.Index, l.Data, f.maxFormat)
 	res.Index = l.Index
 	for i := range changes {
 		changes[i].Index = l.Index
@@ -74,8 +106,12 @@ func (f *fsm) applyOne(l *raft.Log) *applyResponse {
 // log bytes become state, for the FSM and for the start-up check that
 // replays the log (datadir.go). Undecodable bytes and a panicking apply are
 // rejected (ErrBadCommand), never a crash: every node reaches the same
-// verdict for the same bytes, so rejecting keeps them agreed.
-func applyCommand(st *state, data []byte) (res ApplyResult, changes []Change, err error) {
+// verdict for the same bytes, so rejecting keeps them agreed. index is the
+// entry's Raft index: it names the entry's outbox events. An entry of a
+// format newer than maxFormat is ErrUnsupportedFormat and changes nothing:
+// rejecting it would not keep the nodes agreed (newer ones apply it), so
+// the caller halts instead.
+func applyCommand(st *state, index uint64, data []byte, maxFormat int) (res ApplyResult, changes []Change, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			res, changes, err = ApplyResult{}, nil, fmt.Errorf("%w: apply panicked: %v", ErrBadCommand, r)
@@ -85,7 +121,15 @@ func applyCommand(st *state, data []byte) (res ApplyResult, changes []Change, er
 	if err := json.Unmarshal(data, &cmd); err != nil {
 		return ApplyResult{}, nil, fmt.Errorf("%w: %v", ErrBadCommand, err)
 	}
-	return st.apply(&cmd)
+	if err := checkFormat(&cmd, maxFormat); err != nil {
+		return ApplyResult{}, nil, err
+	}
+	st.applying = index
+	res, changes, err = st.apply(&cmd)
+	if err == nil {
+		st.outbox.record(index, &cmd, changes)
+	}
+	return res, changes, err
 }
 
 func (f *fsm) notifyApplied() {
@@ -104,6 +148,9 @@ func (f *fsm) appliedCh() <-chan struct{} {
 // Snapshot captures the state cheaply (shallow copies; records are
 // immutable) and lets raft persist it off the apply path.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.haltedErr(); err != nil {
+		return nil, fmt.Errorf("raftstore: no snapshot of a halted state machine: %w", err)
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.capture(), nil
@@ -126,6 +173,8 @@ func (f *fsm) capture() *snapshot {
 	for _, r := range st.logins {
 		snap.logins = append(snap.logins, r)
 	}
+	// The live queue is never written in place (outbox.go), so no copy.
+	snap.outbox, snap.outboxEvents = st.outbox.status, st.outbox.live()
 	return snap
 }
 
@@ -155,6 +204,9 @@ type snapshot struct {
 	audit   []AuditEntry
 	meta    map[string]map[string]string
 	logins  []*LoginRecord // unordered; writeTo sorts them
+
+	outbox       OutboxStatus // Pending unused
+	outboxEvents []OutboxEvent
 }
 
 type snapshotHeader struct {
@@ -167,6 +219,11 @@ type snapshotHeader struct {
 	// LoginRecords is omitted when zero, so a backup made before login
 	// records existed reads as one with none.
 	LoginRecords int `json:"loginRecords,omitempty"`
+	// Outbox says an outboxStatus line follows, OutboxEvents how many
+	// outboxEvent lines; both omitted while the outbox is disabled, so
+	// older backups restore as "disabled, empty".
+	Outbox       bool `json:"outbox,omitempty"`
+	OutboxEvents int  `json:"outboxEvents,omitempty"`
 }
 
 type snapshotLine struct {
@@ -175,6 +232,9 @@ type snapshotLine struct {
 	Audit  *AuditEntry                  `json:"audit,omitempty"`
 	Meta   map[string]map[string]string `json:"meta,omitempty"`
 	Login  *LoginRecord                 `json:"login,omitempty"`
+
+	OutboxStatus *OutboxStatus `json:"outboxStatus,omitempty"`
+	OutboxEvent  *OutboxEvent  `json:"outboxEvent,omitempty"`
 	// End is the last line: a backup cut anywhere (even after its last
 	// record) is refused rather than restored short.
 	End bool `json:"end,omitempty"`
@@ -185,8 +245,9 @@ const snapshotFormat = "tcauth-raftstore-snapshot"
 func (s *snapshot) writeTo(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
-	if err := enc.Encode(snapshotHeader{Format: snapshotFormat, Version: 1, Index: s.index,
-		Clients: len(s.clients), Roles: len(s.roles), Audit: len(s.audit), LoginRecords: len(s.logins)}); err != nil {
+	if err := enc.Encode(snapshotHeader{Format: snapshotFormat, Version: s.version(), Index: s.index,
+		Clients: len(s.clients), Roles: len(s.roles), Audit: len(s.audit), LoginRecords: len(s.logins),
+		Outbox: s.outbox.Enabled, OutboxEvents: len(s.outboxEvents)}); err != nil {
 		return err
 	}
 	for _, c := range s.clients {
@@ -214,6 +275,9 @@ func (s *snapshot) writeTo(w io.Writer) error {
 			return err
 		}
 	}
+	if err := s.writeOutbox(enc); err != nil {
+		return err
+	}
 	if err := enc.Encode(snapshotLine{Meta: s.meta}); err != nil {
 		return err
 	}
@@ -221,6 +285,28 @@ func (s *snapshot) writeTo(w io.Writer) error {
 		return err
 	}
 	return bw.Flush()
+}
+
+// version is the snapshot's format: the oldest that holds everything in
+// it, so that a state without newer content stays readable by older
+// releases (a new leader sends snapshots to members not yet upgraded).
+func (s *snapshot) version() int {
+	return contentFormat(s.outbox.Enabled)
+}
+
+func (s *snapshot) writeOutbox(enc *json.Encoder) error {
+	if !s.outbox.Enabled {
+		return nil
+	}
+	if err := enc.Encode(snapshotLine{OutboxStatus: &s.outbox}); err != nil {
+		return err
+	}
+	for i := range s.outboxEvents {
+		if err := enc.Encode(snapshotLine{OutboxEvent: &s.outboxEvents[i]}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
@@ -239,11 +325,17 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 	if err := dec.Decode(&h); err != nil {
 		return nil, 0, fmt.Errorf("raftstore: snapshot header: %w", err)
 	}
-	if h.Format != snapshotFormat || h.Version != 1 {
+	if h.Format != snapshotFormat || h.Version < 1 {
 		return nil, 0, fmt.Errorf("raftstore: not a tcauth snapshot (format %q version %d)", h.Format, h.Version)
 	}
+	if h.Version > FormatVersion {
+		return nil, 0, unsupportedFormat("snapshot", h.Version, FormatVersion)
+	}
+	if h.Outbox && h.Version < formatOutbox {
+		return nil, 0, fmt.Errorf("raftstore: snapshot of version %d announces an outbox, which needs version %d", h.Version, formatOutbox)
+	}
 	st := newState()
-	ended := false
+	ended, sawOutbox := false, false
 	for {
 		var line snapshotLine
 		err := dec.Decode(&line)
@@ -272,6 +364,14 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 				return nil, 0, fmt.Errorf("raftstore: snapshot: %v", err)
 			}
 			st.putLogin(line.Login)
+		case line.OutboxStatus != nil:
+			if sawOutbox {
+				return nil, 0, errors.New("raftstore: snapshot has two outbox status lines")
+			}
+			sawOutbox, st.outbox.status = true, *line.OutboxStatus
+			st.outbox.status.Pending = 0
+		case line.OutboxEvent != nil:
+			st.outbox.events = append(st.outbox.events, *line.OutboxEvent)
 		}
 	}
 	if !ended {
@@ -281,6 +381,14 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		return nil, 0, fmt.Errorf("raftstore: snapshot is truncated: %d/%d clients, %d/%d roles, %d/%d audit, %d/%d login records",
 			len(st.clients), h.Clients, len(st.roles), h.Roles, len(st.audit), h.Audit, len(st.logins), h.LoginRecords)
 	}
+	if sawOutbox != h.Outbox || len(st.outbox.events) != h.OutboxEvents {
+		return nil, 0, fmt.Errorf("raftstore: snapshot is truncated: outbox status %v/%v, %d/%d outbox events",
+			sawOutbox, h.Outbox, len(st.outbox.events), h.OutboxEvents)
+	}
+	if err := st.outbox.check(); err != nil {
+		return nil, 0, fmt.Errorf("raftstore: snapshot: %v", err)
+	}
+	st.outbox.clampTo(h.Index)
 	// The one full index build: on restore, never on a role change.
 	res, err := newResolverChecked(st)
 	if err != nil {

@@ -27,6 +27,12 @@ func FuzzApplyCommand(f *testing.F) {
 	f.Add(seed(Command{Op: OpLoginDelete, Kind: "session", Keys: []string{"k", ""}}))
 	f.Add(seed(Command{Op: OpLoginPurge, Time: time.Unix(1<<40, 0)}))
 	f.Add([]byte(`{"op":"login-put","login":{"kind":"session","key":"a\u0000b"}}`))
+	f.Add(seed(Command{Op: OpOutboxEnable, Limit: 1}))
+	f.Add(seed(Command{Op: OpOutboxEnable, Limit: -5}))
+	f.Add(seed(Command{Op: OpOutboxAck, Through: &OutboxPos{Index: 3, Seq: 0}}))
+	f.Add(seed(Command{Op: OpOutboxAck, Through: &OutboxPos{Index: 4}}))
+	f.Add([]byte(`{"op":"outbox-ack","through":{"index":-1}}`))
+	f.Add([]byte(`{"op":"outbox-ack"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := newFSM(16)
 		// Some state for the command to act on.
@@ -34,11 +40,20 @@ func FuzzApplyCommand(f *testing.F) {
 		m.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: seed(Command{Op: OpCreateRole, Role: &Role{RoleID: "r", Scopes: []string{"R"}}})})
 		m.Apply(&raft.Log{Index: 3, Type: raft.LogCommand, Data: seed(Command{Op: OpLoginPut, Login: &LoginRecord{
 			Kind: "session", Key: "k", Identity: "u", Expires: time.Unix(100, 0)}})})
+		// The outbox on, holding the events of indexes 2 and 3 (put
+		// directly: enabling through the log would shift the indexes).
+		m.st.outbox.status = OutboxStatus{Enabled: true, Limit: 4}
+		m.st.outbox.push(OutboxEvent{Index: 2, Kind: "role", ID: "r", Action: "created"})
+		m.st.outbox.push(OutboxEvent{Index: 3, Kind: "client", ID: "a", Action: "deleted"})
 		size := func() int { return len(m.st.ids) + len(m.st.roles) + len(m.st.logins) + len(m.st.loginsByIdentity) }
-		before := size()
+		before, obBefore := size(), m.st.outbox.statusNow()
 		resp := m.Apply(&raft.Log{Index: 4, Type: raft.LogCommand, Data: data}).(*applyResponse)
-		if resp.err != nil && size() != before {
+		if resp.err != nil && (size() != before || m.st.outbox.statusNow() != obBefore) {
 			t.Fatalf("rejected command changed the state: %v", resp.err)
+		}
+		// The outbox stays a valid one, whatever was applied.
+		if err := m.st.outbox.check(); err != nil {
+			t.Fatal(err)
 		}
 		// The identity index always matches the records.
 		n := 0

@@ -26,6 +26,11 @@ type state struct {
 	// for per-identity limits and deletes (login.go).
 	logins           map[string]*LoginRecord
 	loginsByIdentity map[string]map[string]struct{}
+	// outbox holds client and role changes for the broker (outbox.go);
+	// applying is the Raft index of the entry being applied, which names
+	// its events.
+	outbox   outbox
+	applying uint64
 }
 
 func newState() *state {
@@ -119,6 +124,10 @@ func (s *state) apply(cmd *Command) (ApplyResult, []Change, error) {
 		// Not clients or roles: no audit, no change feed.
 		res, err := s.applyLogin(cmd)
 		return res, nil, err
+	}
+	if isOutboxOp(cmd.Op) {
+		// Publishing bookkeeping, not a change: no audit, no change feed.
+		return res, nil, s.applyOutbox(cmd, s.applying)
 	}
 	switch cmd.Op {
 	case OpCreateClient:
@@ -263,7 +272,7 @@ func (s *state) apply(cmd *Command) (ApplyResult, []Change, error) {
 	return res, changes, nil
 }
 
-// syncStatic makes the stored static/ clients equal cmd.Static (API.md §5):
+// syncStatic makes the stored static/ clients equal cmd.Static (docs/api.md §5):
 // absent ones deleted, changed ones updated, missing ones created.
 func (s *state) syncStatic(cmd *Command, change func(kind, id, op string)) int {
 	want := map[string]StaticClient{}

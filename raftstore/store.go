@@ -58,6 +58,14 @@ type Config struct {
 	NoFreelistSync bool
 	// FeedSize bounds the change feed's history (default 10,000 changes).
 	FeedSize int
+	// OnHalt, if set, is called (once, on its own goroutine) when the
+	// state machine halts: the cluster wrote a log entry in a format this
+	// release cannot read (ErrUnsupportedFormat). The node applies nothing
+	// more; the control plane exits with the error.
+	OnHalt func(error)
+	// formatVersion, when set, makes the node read formats up to it only
+	// (tests: a node of an older release).
+	formatVersion int
 }
 
 // DefaultConfig returns the documented defaults (NodeID and DataDir still
@@ -131,6 +139,12 @@ type Store struct {
 	leaderCommit leaderCommit
 	cu           *catchUp
 	readIndexSrc atomic.Pointer[ReadIndexSource]
+
+	leaderChanges atomic.Uint64 // metrics.go
+	formats       peerFormats   // format.go: what each dialled member reads
+
+	contacts  peerContacts   // autopilot.go: when each follower last answered
+	autopilot autopilotState // autopilot.go
 }
 
 // Open starts the node: it opens (or creates) the bolt file and snapshots
@@ -144,7 +158,12 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, fsm: newFSM(cfg.FeedSize), cu: newCatchUp()}
+	s.fsm.onHalt = cfg.OnHalt
+	if cfg.formatVersion > 0 {
+		s.fsm.maxFormat = cfg.formatVersion
+	}
 
+	RaftMetrics() // metrics.go: the go-metrics sink is in place before raft emits
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
@@ -155,7 +174,9 @@ func Open(cfg Config) (*Store, error) {
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 64
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr, JSONFormat: true})
+	// raft logs through the node's slog handler (hclog.go), so that every
+	// line on stderr has one schema.
+	rc.Logger = newHCLogger(cfg.Logger, "raft")
 
 	// Locked and checked (datadir.go) before raft sees it.
 	bolt, snaps, lock, err := openDataDir(cfg, rc.Logger)
@@ -168,7 +189,9 @@ func Open(cfg Config) (*Store, error) {
 		s.closeResources()
 		return nil, err
 	}
-	s.transport = newObservingTransport(trans, &s.leaderCommit)
+	ot := newObservingTransport(trans, &s.leaderCommit)
+	ot.contacts = &s.contacts
+	s.transport = ot
 	if cfg.Bootstrap {
 		has, err := raft.HasExistingState(bolt, bolt, snaps)
 		if err != nil {
@@ -190,6 +213,8 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.raft = r
 	go s.watchCatchUp()
+	go s.watchLeader()
+	go s.watchFormat()
 	return s, nil
 }
 
@@ -205,7 +230,7 @@ func (s *Store) newTransport(logger hclog.Logger) (*raft.NetworkTransport, error
 	if s.cfg.TLS == nil {
 		return raft.NewTCPTransportWithLogger(s.cfg.RaftBind, adv, 3, 10*time.Second, logger)
 	}
-	stream, err := newTLSStreamLayer(s.cfg.RaftBind, adv, s.cfg.TLS)
+	stream, err := newTLSStreamLayer(s.cfg.RaftBind, adv, s.cfg.TLS, s.fsm.maxFormat, &s.formats)
 	if err != nil {
 		return nil, err
 	}
@@ -281,6 +306,13 @@ func (s *Store) Keyring() *Keyring { return s.cfg.Keyring }
 // state rejects returns ErrConflict, ErrNotFound or ErrInvalidRoles (the
 // ApplyResult then may carry the existing record).
 func (s *Store) Apply(ctx context.Context, cmd Command) (ApplyResult, error) {
+	// A newer op only once every member reads it (format.go): a member
+	// that cannot would halt, one from before versioning would diverge.
+	if need := opFormat(cmd.Op); need > 1 {
+		if err := s.requireFormat(ctx, need); err != nil {
+			return ApplyResult{}, err
+		}
+	}
 	data, err := json.Marshal(cmd)
 	if err != nil {
 		return ApplyResult{}, err
@@ -674,6 +706,9 @@ func (s *Store) TransferLeadership() error { return s.raft.LeadershipTransfer().
 // SaveSnapshot writes a backup of the current state (this node's applied
 // state; call LinearizableRead first for an up-to-date one).
 func (s *Store) SaveSnapshot(w io.Writer) error {
+	if err := s.fsm.haltedErr(); err != nil {
+		return fmt.Errorf("raftstore: no backup of a halted state machine: %w", err)
+	}
 	s.fsm.mu.RLock()
 	snap := s.fsm.capture()
 	s.fsm.mu.RUnlock()
@@ -692,7 +727,7 @@ func (s *Store) RestoreSnapshot(r io.Reader) error {
 	}
 	st, _, err := readSnapshot(bytes.NewReader(data))
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		return fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	}
 	// A backup sealed under another keyring would restore into a cluster
 	// where no client can authenticate: refuse it while nothing changed.

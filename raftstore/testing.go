@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -63,6 +65,9 @@ func NewTestCluster(t testing.TB, n int) *TestCluster {
 		cfg := DefaultConfig()
 		cfg.NodeID, cfg.DataDir, cfg.TLS, cfg.Keyring = name, filepath.Join(dir, name), tlsCfg, c.Keyring
 		cfg.Bootstrap = i == 0
+		// Raft's warnings on stderr, as before it logged through
+		// Config.Logger; its elections at info would drown test output.
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		FastTimeouts(&cfg)
 		c.Configs = append(c.Configs, cfg)
 		s, err := Open(cfg)

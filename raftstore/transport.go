@@ -16,14 +16,19 @@ import (
 // in and out, must present a certificate signed by the cluster CA, and the
 // dialer checks the server's name against the address it dialled (a
 // certificate alone is not enough; cf. Consul #5069).
+//
+// Both sides offer, by ALPN, the formats they read (format.go); the dialer
+// records what each peer's handshake agreed in formats.
 type tlsStreamLayer struct {
 	net.Listener
 	advertise net.Addr
 	client    *tls.Config
+	formats   *peerFormats
 }
 
-func newTLSStreamLayer(bind string, advertise net.Addr, cfg *tls.Config) (*tlsStreamLayer, error) {
+func newTLSStreamLayer(bind string, advertise net.Addr, cfg *tls.Config, maxFormat int, formats *peerFormats) (*tlsStreamLayer, error) {
 	server := cfg.Clone()
+	server.NextProtos = alpnProtos(maxFormat)
 	server.ClientAuth = tls.RequireAndVerifyClientCert
 	if server.ClientCAs == nil {
 		server.ClientCAs = cfg.RootCAs
@@ -38,7 +43,8 @@ func newTLSStreamLayer(bind string, advertise net.Addr, cfg *tls.Config) (*tlsSt
 	}
 	client := cfg.Clone()
 	client.MinVersion = tls.VersionTLS12
-	return &tlsStreamLayer{Listener: ln, advertise: advertise, client: client}, nil
+	client.NextProtos = alpnProtos(maxFormat)
+	return &tlsStreamLayer{Listener: ln, advertise: advertise, client: client, formats: formats}, nil
 }
 
 func (t *tlsStreamLayer) Addr() net.Addr { return t.advertise }
@@ -70,7 +76,11 @@ func (t *tlsStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 	cfg := t.client.Clone()
 	cfg.ServerName = host
 	d := &net.Dialer{Timeout: timeout}
-	return tls.DialWithDialer(d, "tcp", string(address), cfg)
+	c, err := tls.DialWithDialer(d, "tcp", string(address), cfg)
+	if err == nil && t.formats != nil {
+		t.formats.set(string(address), alpnFormat(c.ConnectionState().NegotiatedProtocol))
+	}
+	return c, err
 }
 
 // LoadTLSConfig builds the mutual-TLS configuration of a node from PEM

@@ -97,7 +97,10 @@ const (
 
 // Command is one write. Which fields matter depends on Op.
 type Command struct {
-	Op          Op                   `json:"op"`
+	Op Op `json:"op"`
+	// Format is the entry's format (format.go); absent means 1, as in
+	// entries written before versioning. Encoding sets it from Op.
+	Format      int                  `json:"v,omitempty"`
 	Time        time.Time            `json:"time"`
 	Actor       string               `json:"actor,omitempty"`
 	ID          string               `json:"id,omitempty"`
@@ -119,6 +122,10 @@ type Command struct {
 	Key            string       `json:"key,omitempty"`            // login-take
 	Keys           []string     `json:"keys,omitempty"`           // login-delete
 	Identity       string       `json:"identity,omitempty"`       // login-delete
+
+	// Outbox writes (outbox.go).
+	Limit   int        `json:"limit,omitempty"`   // outbox-enable
+	Through *OutboxPos `json:"through,omitempty"` // outbox-ack
 }
 
 // ApplyResult is what a command did.

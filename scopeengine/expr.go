@@ -23,7 +23,7 @@ const (
 	kindAnyOf
 )
 
-// Expr is a scope expression (SCOPES §5): a scope string, or an AllOf / AnyOf
+// Expr is a scope expression (docs/scopes.md §5): a scope string, or an AllOf / AnyOf
 // node over child expressions. The zero value is the empty-string scope.
 type Expr struct {
 	kind     exprKind

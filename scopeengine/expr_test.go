@@ -38,7 +38,7 @@ func TestExprString(t *testing.T) {
 }
 
 func TestUnsatisfiedSpecTable(t *testing.T) {
-	// SCOPES §5 rows not in the JSON vectors.
+	// docs/scopes.md §5 rows not in the JSON vectors.
 	cases := []struct {
 		have       []string
 		expr, want string

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// The oracle is SCOPES §7/§8 transcribed as directly as possible: slow,
+// The oracle is docs/scopes.md §7/§8 transcribed as directly as possible: slow,
 // quadratic, no index, no memo. The fast Resolver must agree with it.
 
 var oracleStarForms = []string{"*", "a*", "as*", "ass*", "assu*", "assum*", "assume*"}

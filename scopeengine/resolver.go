@@ -10,7 +10,7 @@ import (
 
 // Role grants its Scopes to whoever holds assume:<RoleID>. A RoleID ending
 // in '*' is a star role: it matches every id with that prefix and may use
-// the <..> parameter in its scopes (SCOPES §7).
+// the <..> parameter in its scopes (docs/scopes.md §7).
 type Role struct {
 	RoleID string
 	Scopes []string
@@ -90,7 +90,7 @@ func (s *idSet) without(id string) *idSet {
 }
 
 // Resolver is an immutable snapshot of a validated role set that expands
-// scopes (SCOPES §7). It is safe for concurrent use; Put and Delete return
+// scopes (docs/scopes.md §7). It is safe for concurrent use; Put and Delete return
 // new snapshots that share all unaffected structure with the old one.
 //
 // Index: roles lives in a persistent radix tree keyed by roleId (star roles

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// Template is a scope-expression template (SCOPES §6), as endpoints declare
+// Template is a scope-expression template (docs/scopes.md §6), as endpoints declare
 // their required scopes: strings with <param> placeholders, AllOf/AnyOf,
 // {for, in, each} (inside AllOf/AnyOf only) and {if, then[, else]}.
 type Template struct {

@@ -270,7 +270,7 @@ func TestVectorsScopes(t *testing.T) {
 			a, b, want []string
 		}{inter, c.A, c.B, c.Intersection})
 	}
-	// SCOPES §4's unsorted intersection example.
+	// docs/scopes.md §4's unsorted intersection example.
 	rows = append(rows, setRow{inter, []string{"a*", "ab"}, []string{"ab*"}, []string{"ab", "ab*"}})
 	if len(rows) < 10 {
 		t.Fatalf("only %d set-operation vectors", len(rows))

@@ -3,7 +3,6 @@ package sidecar
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -253,6 +252,11 @@ func (s *Sidecar) authorize(ctx context.Context, t *target) (_ *decision, dn *de
 		s.m.verifyRemote.Observe(time.Since(start).Seconds())
 	}
 	res.Bewit = bewit && res.Status == protocol.StatusSuccess
+	claimed := hdr.ID
+	if bewit {
+		claimed = bw.ID
+	}
+	s.noteVerified(ctx, &res, claimed)
 
 	switch {
 	case errors.Is(res.Err, ErrUnknownClientBudget):
@@ -260,7 +264,8 @@ func (s *Sidecar) authorize(ctx context.Context, t *target) (_ *decision, dn *de
 		return nil, deny(http.StatusTooManyRequests, protocol.CodeTooManyRequests, outcomeThrottled,
 			"Too many requests with clientIds this sidecar does not know came from your address; retry later.")
 	case res.Err != nil:
-		// Fail closed: the verifier could not decide (FIELD-NOTES).
+		// Fail closed: the verifier could not decide (allowing on error was
+		// Envoy's GHSA-9g5w-hqr3-w2ph).
 		s.log.Warn("cannot verify request", "route", route.Name, "err", res.Err.Error())
 		dn := deny(http.StatusServiceUnavailable, CodeServiceUnavailable, outcomeUnavailable,
 			"The sidecar cannot verify credentials right now: "+res.Err.Error())
@@ -299,8 +304,9 @@ func (s *Sidecar) authorize(ctx context.Context, t *target) (_ *decision, dn *de
 	}
 
 	if res.Status == protocol.StatusSuccess && !bewit && s.nonces != nil {
-		// After the MAC (FIELD-NOTES): unverified headers cannot fill or
-		// burn the store. Bewits are reusable by design and not tracked.
+		// After the MAC, never before: a store that recorded nonces of
+		// unverified headers could be filled, or a victim's next nonce
+		// burnt, by anyone. Bewits are reusable by design and not tracked.
 		switch s.nonces.check(hdr.ID, hdr.TS, hdr.Nonce) {
 		case nonceReplayed:
 			s.m.replays.Inc()
@@ -450,7 +456,7 @@ func (s *Sidecar) writeError(w http.ResponseWriter, r *http.Request, route strin
 	if r.Method == http.MethodHead {
 		return
 	}
-	data, _ := json.MarshalIndent(body, "", "  ")
+	data, _ := protocol.MarshalIndent(body)
 	_, _ = w.Write(append(data, '\n'))
 }
 
@@ -459,11 +465,11 @@ func (s *Sidecar) writeError(w http.ResponseWriter, r *http.Request, route strin
 const maxErrorHeader = 2048
 
 // errorHeaderValue is the error body as one line of JSON for
-// HeaderError (json.Marshal escapes newlines and control characters, so
+// HeaderError (protocol.Marshal escapes newlines and control characters, so
 // the value is a valid header). A long message is shortened; the body
 // proper still carries all of it.
 func errorHeaderValue(body protocol.ErrorBody) string {
-	data, _ := json.Marshal(body)
+	data, _ := protocol.Marshal(body)
 	if len(data) <= maxErrorHeader {
 		return string(data)
 	}
@@ -474,7 +480,7 @@ func errorHeaderValue(body protocol.ErrorBody) string {
 			cut--
 		}
 		short.Message = short.Message[:cut] + "…"
-		data, _ = json.Marshal(short)
+		data, _ = protocol.Marshal(short)
 		if cut == 0 {
 			break
 		}
@@ -482,8 +488,9 @@ func errorHeaderValue(body protocol.ErrorBody) string {
 	return string(data)
 }
 
-func (s *Sidecar) record(route, outcome string) {
+func (s *Sidecar) record(ctx context.Context, route, outcome string) {
 	s.m.requests.WithLabelValues(route, outcome).Inc()
+	noteOutcome(ctx, route, outcome)
 }
 
 func routeLabel(d *decision) string {

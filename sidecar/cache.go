@@ -12,7 +12,7 @@ import (
 // shardedLRU is an LRU split into independently locked shards.
 // golang-lru's Get moves the entry to the front, so it takes the write
 // lock: one LRU would serialise every request of the proxy on one mutex
-// (FIELD-NOTES). With shards, two requests contend only when their keys
+// (hashicorp/golang-lru/v2 lru.go, Get). With shards, two requests contend only when their keys
 // hash to the same shard. Recency is per shard, which is close enough to a
 // global LRU for a cache of this size.
 type shardedLRU[K comparable, V any] struct {

@@ -165,6 +165,9 @@ type Config struct {
 	// Logger receives JSON logs; default slog.Default(). Secrets are never
 	// logged.
 	Logger *slog.Logger
+	// EnablePprof adds Go's profiles (/debug/pprof/) to AdminHandler.
+	// Default off: they reveal internals and cost CPU while running.
+	EnablePprof bool
 	// Registry receives the metrics; nil = a new registry, served by
 	// AdminHandler.
 	Registry *prometheus.Registry
@@ -278,51 +281,86 @@ func (c *Config) now() time.Time {
 	return time.Now()
 }
 
+// validate checks c (defaults filled) and reports every problem at once
+// (errors.Join of the sentinels above, wrapped with what was given).
 func (c *Config) validate() error {
+	var errs []error
+	bad := func(err error) { errs = append(errs, err) }
 	switch c.Mode {
 	case ModeProxy, ModeForwardAuth:
 	default:
-		return fmt.Errorf("%w (got %q)", ErrBadMode, c.Mode)
+		bad(fmt.Errorf("%w (got %q)", ErrBadMode, c.Mode))
 	}
 	switch c.Verify {
 	case VerifyLocal, VerifyRemote:
 	default:
-		return fmt.Errorf("%w (got %q)", ErrBadVerifyMode, c.Verify)
+		bad(fmt.Errorf("%w (got %q)", ErrBadVerifyMode, c.Verify))
 	}
 	if c.Mode == ModeProxy {
 		if c.Upstream == "" {
-			return ErrNoUpstream
-		}
-		u, err := url.Parse(c.Upstream)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("sidecar: upstream %q must be an http(s) URL", c.Upstream)
+			bad(ErrNoUpstream)
+		} else if u, err := url.Parse(c.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(fmt.Errorf("sidecar: upstream %q must be an http(s) URL", c.Upstream))
 		}
 	}
-	if c.ControlPlane == "" {
-		return ErrNoControlPlane
-	}
-	if u, err := url.Parse(c.ControlPlane); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("sidecar: control plane %q must be an http(s) URL", c.ControlPlane)
-	}
-	if c.Verify == VerifyLocal && (c.Credentials == nil || c.Credentials.ClientID == "") {
-		return ErrNoCredentials
-	}
-	if c.Verify == VerifyLocal && !c.AllowInsecureControlPlane {
-		u, _ := url.Parse(c.ControlPlane)
-		if u.Scheme != "https" && !isLoopbackHost(u.Hostname()) {
-			return fmt.Errorf("%w (%s)", ErrInsecureControlPlane, c.ControlPlane)
-		}
+	if err := c.validateControlPlane(); err != nil {
+		bad(err)
 	}
 	if c.RoutesFile == "" && c.Routes == nil {
-		return ErrNoRoutes
+		bad(ErrNoRoutes)
 	}
 	if _, err := parsePublicHosts(c.PublicHosts); err != nil {
-		return err
+		bad(err)
 	}
 	if c.FeedWait > 60*time.Second {
-		return errors.New("sidecar: the feed wait cannot exceed 60 s (the control plane's maximum)")
+		bad(errors.New("sidecar: the feed wait cannot exceed 60 s (the control plane's maximum)"))
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// validateControlPlane checks the control-plane URL and, for local
+// verification, the credentials and the transport.
+func (c *Config) validateControlPlane() error {
+	var errs []error
+	if c.Verify == VerifyLocal && (c.Credentials == nil || c.Credentials.ClientID == "") {
+		errs = append(errs, ErrNoCredentials)
+	}
+	if c.ControlPlane == "" {
+		return errors.Join(append(errs, ErrNoControlPlane)...)
+	}
+	u, err := url.Parse(c.ControlPlane)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.Join(append(errs, fmt.Errorf("sidecar: control plane %q must be an http(s) URL", c.ControlPlane))...)
+	}
+	if c.Verify == VerifyLocal && !c.AllowInsecureControlPlane && u.Scheme != "https" && !isLoopbackHost(u.Hostname()) {
+		errs = append(errs, fmt.Errorf("%w (%s)", ErrInsecureControlPlane, c.ControlPlane))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckConfig runs every check New makes — the configuration, the route
+// policy file, the policy against the mode — without building anything,
+// and reports every problem at once: `tcauth sidecar --check-config`.
+func CheckConfig(cfg Config) error {
+	cfg.fillDefaults()
+	_, err := cfg.check()
+	return err
+}
+
+// check validates c (defaults filled) and loads its route policy.
+func (c *Config) check() (*Policy, error) {
+	err := c.validate()
+	pol := c.Routes
+	if pol == nil && c.RoutesFile != "" {
+		var perr error
+		if pol, perr = LoadPolicy(c.RoutesFile); perr != nil {
+			return nil, errors.Join(err, perr)
+		}
+	}
+	if pol != nil {
+		err = errors.Join(err, checkPolicyForMode(pol, c.Mode))
+	}
+	return pol, err
 }
 
 // ParseTrustedProxies parses a comma-separated list of IP addresses and

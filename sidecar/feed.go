@@ -106,7 +106,7 @@ func (v *localVerifier) markSynced(index uint64) {
 // apply handles one batch of changes. Role changes are folded into one new
 // resolver and published once, so a burst of role edits costs one
 // generation change, and Resolver.Put recomputes only the changed roles'
-// ancestors (FIELD-NOTES: full rebuilds per change hurt the reference).
+// ancestors (full rebuilds per change hurt the reference: taskcluster#8197).
 func (v *localVerifier) apply(ctx context.Context, changes []changeEvent, log *slog.Logger) error {
 	snap := v.roles.Load()
 	res := snap.resolver

@@ -24,7 +24,7 @@ func (s *Sidecar) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 	if !s.peerTrusted(r) {
 		dn := deny(http.StatusForbidden, CodeUntrustedProxy, outcomeUntrusted,
 			"Forward-auth requests are accepted only from the configured trusted proxies; "+r.RemoteAddr+" is not one.")
-		s.record("none", dn.outcome)
+		s.record(r.Context(), "none", dn.outcome)
 		s.writeError(w, r, "none", nil, dn)
 		return
 	}
@@ -34,9 +34,12 @@ func (s *Sidecar) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 	if method == "" || uri == "" {
 		dn := deny(http.StatusBadRequest, protocol.CodeInputError, outcomeBadRequest,
 			"A forward-auth sub-request must carry the original method and URI (X-Original-Method and X-Original-URI, or X-Forwarded-Method and X-Forwarded-Uri).")
-		s.record("none", dn.outcome)
+		s.record(r.Context(), "none", dn.outcome)
 		s.writeError(w, r, "none", nil, dn)
 		return
+	}
+	if rl := reqLogFrom(r.Context()); rl != nil {
+		rl.method, rl.uri = method, uri // the request the sub-request asks about
 	}
 	host := firstNonEmpty(h.Get("X-Forwarded-Host"), r.Host)
 	u, err := url.ParseRequestURI(uri)
@@ -66,14 +69,14 @@ func (s *Sidecar) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 			// X-Taskcluster-Error; the status must be one nginx passes on.
 			dn.err.Status = http.StatusForbidden
 		}
-		s.record(dn.route, dn.outcome)
+		s.record(r.Context(), dn.route, dn.outcome)
 		s.writeError(w, r, dn.route, dn.params, dn)
 		return
 	}
 	d.id.set(w.Header(), s.cfg.MaxScopesHeader)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	s.record(d.route.Name, d.outcome)
+	s.record(r.Context(), d.route.Name, d.outcome)
 }
 
 func firstNonEmpty(vs ...string) string {

@@ -14,7 +14,7 @@ type decisionKey struct{}
 
 // newReverseProxy builds the proxy to the upstream: Rewrite (not the
 // deprecated Director, whose hop-by-hop removal runs after it and would
-// let a caller name our headers in Connection, FIELD-NOTES), a keep-alive
+// let a caller name our headers in Connection, golang/go#50580), a keep-alive
 // transport whose ResponseHeaderTimeout is UpstreamTimeout, and errors in
 // Taskcluster's shape.
 func (s *Sidecar) newReverseProxy() *httputil.ReverseProxy {
@@ -160,7 +160,7 @@ func (s *Sidecar) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	d, dn := s.authorize(r.Context(), t)
 	if dn != nil {
-		s.record(dn.route, dn.outcome)
+		s.record(r.Context(), dn.route, dn.outcome)
 		s.writeError(w, r, dn.route, dn.params, dn)
 		return
 	}
@@ -170,5 +170,5 @@ func (s *Sidecar) serveProxy(w http.ResponseWriter, r *http.Request) {
 	if d.upstreamFailed {
 		outcome = outcomeUpstreamErr
 	}
-	s.record(d.route.Name, outcome)
+	s.record(r.Context(), d.route.Name, outcome)
 }

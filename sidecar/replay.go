@@ -11,7 +11,7 @@ import (
 
 // nonceStore remembers (clientId, ts, nonce) of verified Hawk headers for
 // as long as their ts is inside the skew window, so a captured header
-// cannot be replayed (the reference has no such check, PROTOCOL.md §5).
+// cannot be replayed (the reference has no such check, docs/protocol.md §5).
 // Callers add a nonce only after the MAC verified: otherwise anyone could
 // fill the store or burn a legitimate client's nonces.
 //

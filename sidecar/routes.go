@@ -39,7 +39,7 @@ const DefaultMaxParamBody = 64 << 10
 //	routes:
 //	  - method: GET            # a method, a list of methods, or "*"; GET also matches HEAD
 //	    path: /notes/<id>      # <name> captures one path segment, a final <name*> the rest
-//	    scopes: notes:read:<id>   # a scope-expression template (SCOPES.md §6)
+//	    scopes: notes:read:<id>   # a scope-expression template (docs/scopes.md §6)
 //	  - method: PUT
 //	    path: /notes/<id>
 //	    scopes: {AllOf: ["notes:write:<id>"]}

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tcauth/tcauth/protocol"
@@ -35,6 +36,7 @@ type Sidecar struct {
 	upstream *url.URL
 	hosts    []publicHost // Config.PublicHosts; nil = any host
 	log      *slog.Logger
+	auth     *prometheus.CounterVec // requestlog.go
 }
 
 // New validates cfg, fills its defaults, loads the route policy
@@ -43,23 +45,15 @@ type Sidecar struct {
 // verification answers 503 (fail closed).
 func New(cfg Config) (*Sidecar, error) {
 	cfg.fillDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	pol := cfg.Routes
-	if pol == nil {
-		var err error
-		if pol, err = LoadPolicy(cfg.RoutesFile); err != nil {
-			return nil, err
-		}
-	}
-	if err := checkPolicyForMode(pol, cfg.Mode); err != nil {
+	pol, err := cfg.check() // the checks of CheckConfig
+	if err != nil {
 		return nil, err
 	}
 	s := &Sidecar{cfg: cfg, log: cfg.Logger}
 	s.hosts, _ = parsePublicHosts(cfg.PublicHosts) // validated
 	s.policy.Store(pol)
 	s.m = newMetrics(cfg.Registry)
+	s.auth = newAuthCounter(s.m.reg)
 	s.cp = newControlPlane(cfg.ControlPlane, cfg.Credentials, cfg.ControlPlaneTransport, cfg.FetchTimeout, cfg.FeedWait)
 	if cfg.Verify == VerifyLocal {
 		s.local = newLocalVerifier(&s.cfg, s.cp, s.m)
@@ -164,6 +158,9 @@ func (s *Sidecar) Ready() (bool, string) {
 func (s *Sidecar) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	if s.cfg.EnablePprof {
+		pprofMux(mux)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -311,8 +308,8 @@ func headerHasToken(values []string, token string) bool {
 func (s *Sidecar) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	stripIdentity(r.Header)
 	if s.cfg.Mode == ModeForwardAuth {
-		s.serveForwardAuth(w, r)
+		s.serveLogged(w, r, s.serveForwardAuth)
 		return
 	}
-	s.serveProxy(w, r)
+	s.serveLogged(w, r, s.serveProxy)
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,10 +26,19 @@ import (
 func apiClient() (*tcclient.Client, error) {
 	c, err := tcclient.FromEnv()
 	if err != nil {
-		return nil, badInput("%v (and TASKCLUSTER_CLIENT_ID / TASKCLUSTER_ACCESS_TOKEN for authenticated calls)", err)
+		return nil, badInput("%v: export it (e.g. TASKCLUSTER_ROOT_URL=https://tc.example.com), and TASKCLUSTER_CLIENT_ID / TASKCLUSTER_ACCESS_TOKEN for authenticated calls", err)
+	}
+	// Signing with an empty token would only earn a "Bad mac" refusal.
+	if c.Credentials != nil && c.Credentials.AccessToken == "" {
+		return nil, errNoAccessToken
 	}
 	return c, nil
 }
+
+// errNoAccessToken names the missing variable, where the server would
+// answer an empty token with "Bad mac".
+var errNoAccessToken = &exitError{code: 2, err: errors.New(
+	"TASKCLUSTER_CLIENT_ID is set but TASKCLUSTER_ACCESS_TOKEN is not: export the client's access token (or unset TASKCLUSTER_CLIENT_ID for anonymous calls)")}
 
 // call runs one API call and prints its JSON answer (nothing for 204).
 func call(c *cli.Context, method, route string, query url.Values, body any) error {
@@ -42,15 +53,25 @@ func call(c *cli.Context, method, route string, query url.Values, body any) erro
 	return printJSON(c.App.Writer, out)
 }
 
+// printJSON re-indents an answer (numbers kept as sent) and prints it
+// without HTML escapes (writeJSON).
 func printJSON(w io.Writer, raw json.RawMessage) error {
 	if len(raw) == 0 {
 		return nil
 	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
 	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if err := dec.Decode(&v); err != nil {
 		return err
 	}
-	out, err := json.MarshalIndent(v, "", "  ")
+	return writeJSON(w, v)
+}
+
+// writeJSON prints v as two-space-indented JSON without HTML escaping, so
+// that a scope like notes:write:<..>/* is printed as it is.
+func writeJSON(w io.Writer, v any) error {
+	out, err := protocol.MarshalIndent(v)
 	if err != nil {
 		return err
 	}

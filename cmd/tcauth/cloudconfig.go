@@ -8,7 +8,7 @@ import (
 
 func cloudConfigFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "cloud-config", Usage: "YAML file configuring the third-party credential backends " +
-		"(websocktunnel, gcp, sentry, azure sections; secrets preferably from ...File keys); unset = none", EnvVars: []string{"TCAUTH_CLOUD_CONFIG"}}
+		"(websocktunnel, azure, gcp, sentry, aws, github sections; secrets preferably from ...File keys); unset = none", EnvVars: []string{"TCAUTH_CLOUD_CONFIG"}}
 }
 
 // loadCloudConfig reads a --cloud-config file ("" = none). Unknown keys

@@ -30,6 +30,7 @@ func clusterCommand() *cli.Command {
 				Name: "peers", Usage: "list the members (id, Raft address, voter, leader)",
 				Action: func(c *cli.Context) error { return call(c, http.MethodGet, "/tcauth/cluster/peers", nil, nil) },
 			},
+			clusterStatusCommand(),
 			{
 				Name: "remove", Usage: "take a node out of the cluster", ArgsUsage: "NODE-ID",
 				Action: func(c *cli.Context) error {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/tcauth/tcauth/controlplane"
 	"github.com/tcauth/tcauth/controlplane/cloud"
+	"github.com/tcauth/tcauth/controlplane/events"
 	"github.com/tcauth/tcauth/controlplane/login"
 	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/protocol/tcclient"
@@ -50,8 +50,18 @@ type nodeOptions struct {
 	// An empty publicUrl becomes the root URL.
 	Login *login.Config
 	// Cloud configures the third-party credential backends (--cloud-config); nil = none.
-	Cloud  *cloud.Config
-	Logger *slog.Logger
+	Cloud *cloud.Config
+	// Events configures the publication of change events (--events-config); nil = none.
+	Events *events.Config
+	// AdminAddr is the private admin listener (--admin-addr; "" = none):
+	// /metrics and, with EnablePprof, /debug/pprof/.
+	AdminAddr string
+	// EnablePprof serves /debug/pprof/ on the admin listener (--pprof;
+	// needs AdminAddr). The API listener never serves it.
+	EnablePprof bool
+	// Autopilot configures the dead-server clean-up (--autopilot-*; recover.go).
+	Autopilot raftstore.AutopilotConfig
+	Logger    *slog.Logger
 }
 
 // runningNode is a started node: its store, API server and HTTP listener.
@@ -60,6 +70,7 @@ type runningNode struct {
 	server   *controlplane.Server
 	http     *http.Server
 	listener net.Listener
+	admin    *http.Server // nil without nodeOptions.AdminAddr
 	rootTok  string
 	rootNew  bool
 	cancel   context.CancelFunc
@@ -128,6 +139,8 @@ func startLockedNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
 	cfg.TrustedProxies, cfg.StaticClients, cfg.WebsocktunnelSecret, cfg.Logger = proxies, static, o.WebsocktunnelSecret, o.Logger
 	cfg.UICallbackHosts = o.UICallbackHosts
 	cfg.Cloud = o.Cloud
+	cfg.Events = o.Events
+	cfg.EnablePprof = o.EnablePprof
 	cfg.Cluster = store
 	// The nodes prove to each other that they belong to the cluster with
 	// the keyring they all hold (controlplane peer tickets).
@@ -149,7 +162,7 @@ func startLockedNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
-	n := &runningNode{store: store, server: server, listener: ln, rootTok: rootTok, rootNew: rootNew, cancel: cancel, done: make(chan error, 2)}
+	n := &runningNode{store: store, server: server, listener: ln, rootTok: rootTok, rootNew: rootNew, cancel: cancel, done: make(chan error, 4)}
 	// Slow clients: headers within 10 s, the whole request (bodies are at
 	// most MaxBodyBytes) within a minute; headers at most 64 KiB (a Hawk
 	// header with a certificate is a few KiB).
@@ -161,9 +174,28 @@ func startLockedNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
 			n.done <- err
 		}
 	}()
+	if err := n.serveAdmin(o); err != nil {
+		n.http.Close()
+		cancel()
+		store.Close()
+		return nil, err
+	}
 	go func() { n.done <- server.Run(runCtx) }()
+	go func() {
+		if err := store.RunAutopilot(runCtx, o.Autopilot); err != nil {
+			o.Logger.Error("autopilot not running", "error", err.Error())
+		}
+	}()
+	// A node that meets a log entry of a newer format stops applying
+	// (raftstore.ErrUnsupportedFormat): it exits, saying to upgrade it,
+	// rather than serve a state that no longer advances.
+	go func() {
+		if err := store.WaitHalted(runCtx); err != nil {
+			n.done <- err
+		}
+	}()
 	if o.JoinURL != "" {
-		if err := joinCluster(ctx, o.JoinURL, o.NodeID, store.RaftAddr(), store.Keyring().Fingerprint()); err != nil {
+		if err := joinCluster(ctx, o.JoinURL, o.NodeID, store.RaftAddr(), store.Keyring().Fingerprint(), o.AdvertiseURL); err != nil {
 			n.stop()
 			return nil, fmt.Errorf("join %s: %w", o.JoinURL, err)
 		}
@@ -175,7 +207,9 @@ func startLockedNode(ctx context.Context, o nodeOptions) (*runningNode, error) {
 // node as a voter. It uses the TASKCLUSTER_* credentials of the operator
 // (scope auth:tcauth:cluster:join); Raft traffic itself still needs a
 // certificate from the cluster CA.
-func joinCluster(ctx context.Context, joinURL, id, raftAddr, keyring string) error {
+// apiURL is this node's API base URL, recorded by the leader so that
+// `tcauth cluster status` can ask this node for its own figures.
+func joinCluster(ctx context.Context, joinURL, id, raftAddr, keyring, apiURL string) error {
 	c := &tcclient.Client{RootURL: joinURL}
 	if env, err := tcclient.FromEnv(); err == nil {
 		c.Credentials = env.Credentials
@@ -184,7 +218,7 @@ func joinCluster(ctx context.Context, joinURL, id, raftAddr, keyring string) err
 	}
 	var lastErr error
 	for attempt := 0; attempt < 30; attempt++ {
-		lastErr = c.Do(ctx, http.MethodPost, "/tcauth/cluster/members", nil, map[string]string{"id": id, "raftAddr": raftAddr, "keyring": keyring}, nil)
+		lastErr = c.Do(ctx, http.MethodPost, "/tcauth/cluster/members", nil, map[string]string{"id": id, "raftAddr": raftAddr, "keyring": keyring, "apiUrl": apiURL}, nil)
 		var apiErr *tcclient.Error
 		// 401 is retried too: a cluster that was just bootstrapped has not
 		// synced its static clients yet. Bad input and missing scopes are final.
@@ -204,6 +238,9 @@ func (n *runningNode) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	n.http.Shutdown(ctx)
+	if n.admin != nil {
+		n.admin.Shutdown(ctx)
+	}
 	n.cancel()
 	n.store.Close()
 	n.lock.Unlock()
@@ -238,10 +275,10 @@ func controlplaneCommand() *cli.Command {
 		&cli.StringFlag{Name: "config", Usage: "YAML file with any of these flags as keys", EnvVars: []string{"TCAUTH_CONFIG"}},
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "node-id", Usage: "this node's stable Raft id", EnvVars: []string{"TCAUTH_NODE_ID"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Usage: "where raft.db, snapshots, the keyring and the root token live", EnvVars: []string{"TCAUTH_DATA_DIR"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:8080", Usage: "API listen address", EnvVars: []string{"TCAUTH_HTTP_ADDR"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "http-addr", Value: defaultControlPlaneHTTP, Usage: "API listen address", EnvVars: []string{"TCAUTH_HTTP_ADDR"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "advertise-url", Usage: "this node's API base URL as peers reach it (default http://<http-addr>)", EnvVars: []string{"TCAUTH_ADVERTISE_URL"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "root-url", Usage: "the deployment's root URL clients use (default the advertise URL)", EnvVars: []string{"TCAUTH_ROOT_URL"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "raft-addr", Value: "127.0.0.1:8300", Usage: "Raft listen address", EnvVars: []string{"TCAUTH_RAFT_ADDR"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "raft-addr", Value: defaultControlPlaneRaft, Usage: "Raft listen address", EnvVars: []string{"TCAUTH_RAFT_ADDR"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "raft-advertise", Usage: "Raft address peers dial (default the listen address)", EnvVars: []string{"TCAUTH_RAFT_ADVERTISE"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "bootstrap", Usage: "form a new cluster with this node if it has no state", EnvVars: []string{"TCAUTH_BOOTSTRAP"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "join", Usage: "API URL of a running node to join (uses TASKCLUSTER_CLIENT_ID/ACCESS_TOKEN)", EnvVars: []string{"TCAUTH_JOIN"}}),
@@ -252,27 +289,26 @@ func controlplaneCommand() *cli.Command {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "keyring", Usage: "token keyring file, the same on every node (default <data-dir>/keyring.json, generated when bootstrapping)", EnvVars: []string{"TCAUTH_KEYRING"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "static-clients", Usage: "JSON file: a list of {clientId, accessToken, description, scopes}", EnvVars: []string{"TCAUTH_STATIC_CLIENTS"}}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR whose X-Forwarded-* headers are believed (load balancers, peer nodes)", EnvVars: []string{"TCAUTH_TRUSTED_PROXIES"}}),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "last-used-interval", Value: controlplane.DefaultConfig().LastUsedInterval, Usage: "how often batched lastDateUsed updates are committed", EnvVars: []string{"TCAUTH_LAST_USED_INTERVAL"}}),
+		configDuration("last-used-interval", controlplane.DefaultConfig().LastUsedInterval, "how often batched lastDateUsed updates are committed", "TCAUTH_LAST_USED_INTERVAL"),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "ui-callback-host", Usage: "host name besides localhost/127.0.0.1 to which the web UI's tools flow may send new credentials (https only; repeatable)", EnvVars: []string{"TCAUTH_UI_CALLBACK_HOSTS"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "websocktunnel-secret", Usage: "secret for websocktunnelToken", EnvVars: []string{"TCAUTH_WEBSOCKTUNNEL_SECRET"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"TCAUTH_LOG_LEVEL"}}),
 		altsrc.NewStringFlag(loginConfigFlag()),
 		altsrc.NewStringFlag(cloudConfigFlag()),
+		altsrc.NewStringFlag(eventsConfigFlag()),
+		altsrc.NewStringFlag(adminAddrFlag()),
+		altsrc.NewBoolFlag(pprofFlag()),
+		checkConfigFlag(),
 	}
+	flags = append(flags, autopilotFlags()...) // recover.go
 	return &cli.Command{
-		Name:   "controlplane",
-		Usage:  "run one control-plane node (the Taskcluster auth v1 API on Raft)",
-		Flags:  flags,
-		Before: altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
+		Name:        "controlplane",
+		Usage:       "run one control-plane node (the Taskcluster auth v1 API on Raft)",
+		Subcommands: []*cli.Command{controlplaneRecoverCommand()},
+		Flags:       flags,
+		Before:      altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
 		Action: func(c *cli.Context) error {
-			if err := requireFlags(c, "node-id", "data-dir"); err != nil {
-				return err
-			}
-			if c.Bool("bootstrap") && c.String("join") != "" {
-				return badInput("--bootstrap and --join exclude each other")
-			}
 			log := newLogger(c.String("log-level"))
-			var err error
 			o := nodeOptions{
 				NodeID: c.String("node-id"), DataDir: c.String("data-dir"), HTTPAddr: c.String("http-addr"),
 				AdvertiseURL: c.String("advertise-url"), RootURL: c.String("root-url"), RaftAddr: c.String("raft-addr"),
@@ -280,31 +316,14 @@ func controlplaneCommand() *cli.Command {
 				InsecureRaft: c.Bool("insecure-raft"), KeyringPath: c.String("keyring"),
 				TrustedProxies: c.StringSlice("trusted-proxy"), WebsocktunnelSecret: c.String("websocktunnel-secret"), Logger: log,
 				UICallbackHosts:  c.StringSlice("ui-callback-host"),
-				LastUsedInterval: c.Duration("last-used-interval"),
+				LastUsedInterval: flagDuration(c, "last-used-interval"),
+				AdminAddr:        c.String("admin-addr"),
+				EnablePprof:      c.Bool("pprof"),
 			}
-			if o.Login, err = loadLoginConfig(c.String("login-config")); err != nil {
-				return err
-			}
-			if o.Cloud, err = loadCloudConfig(c.String("cloud-config")); err != nil {
-				return err
-			}
-			if ca, cert, key := c.String("tls-ca"), c.String("tls-cert"), c.String("tls-key"); ca != "" || cert != "" || key != "" {
-				tlsCfg, err := raftstore.LoadTLSConfig(ca, cert, key)
-				if err != nil {
-					return badInput("Raft TLS: %v", err)
-				}
-				o.TLS = tlsCfg
-			} else if !o.InsecureRaft {
-				return badInput("Raft traffic needs --tls-ca, --tls-cert and --tls-key (or --insecure-raft for a single node on loopback)")
-			}
-			if path := c.String("static-clients"); path != "" {
-				data, err := os.ReadFile(path)
-				if err != nil {
-					return badInput("--static-clients: %v", err)
-				}
-				if err := json.Unmarshal(data, &o.StaticClients); err != nil {
-					return badInput("--static-clients %s: %v", path, err)
-				}
+			// Every problem at once, the same checks with or without
+			// --check-config (checkconfig.go).
+			if err := loadNodeConfig(c, &o); err != nil || c.Bool("check-config") {
+				return configResult(c, err)
 			}
 			n, err := startNode(c.Context, o)
 			if err != nil {

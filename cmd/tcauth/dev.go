@@ -43,19 +43,30 @@ func devCommand() *cli.Command {
 		Usage: "run a single-node control plane, the notes example behind a sidecar, and print credentials and example calls",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: ".tcauth-dev", Usage: "where state is kept between runs", EnvVars: []string{"TCAUTH_DEV_DIR"}},
-			&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:8080", Usage: "control-plane API address"},
-			&cli.StringFlag{Name: "sidecar-addr", Value: "127.0.0.1:8081", Usage: "address of the sidecar in front of the notes example (\"\" = no sidecar)"},
+			&cli.StringFlag{Name: "http-addr", Value: defaultDevHTTP, Usage: "control-plane API address"},
+			&cli.StringFlag{Name: "raft-addr", Value: defaultDevRaft, Usage: "Raft listen address of the single node (:0 = any free port)"},
+			&cli.StringFlag{Name: "sidecar-addr", Value: defaultDevSidecar, Usage: "address of the sidecar in front of the notes example (\"\" = no sidecar)"},
 			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error"},
 			loginConfigFlag(),
 			cloudConfigFlag(),
+			eventsConfigFlag(),
+			adminAddrFlag(),
+			pprofFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			log := newLogger(c.String("log-level"))
+			if err := checkAdminOptions(c.String("admin-addr"), c.Bool("pprof")); err != nil {
+				return &exitError{code: 2, err: err}
+			}
 			loginCfg, err := loadLoginConfig(c.String("login-config"))
 			if err != nil {
 				return err
 			}
 			cloudCfg, err := loadCloudConfig(c.String("cloud-config"))
+			if err != nil {
+				return err
+			}
+			eventsCfg, err := loadEventsConfig(c.String("events-config"))
 			if err != nil {
 				return err
 			}
@@ -90,8 +101,9 @@ func devCommand() *cli.Command {
 				static = append(static, controlplane.StaticClient{ClientID: devWebServerClientID, AccessToken: tok})
 			}
 			n, err := startNode(c.Context, nodeOptions{
-				NodeID: "dev", DataDir: dir, HTTPAddr: c.String("http-addr"), RaftAddr: "127.0.0.1:0",
-				Bootstrap: true, InsecureRaft: true, Logger: log, Login: loginCfg, Cloud: cloudCfg, StaticClients: static,
+				NodeID: "dev", DataDir: dir, HTTPAddr: c.String("http-addr"), RaftAddr: c.String("raft-addr"),
+				Bootstrap: true, InsecureRaft: true, Logger: log, Login: loginCfg, Cloud: cloudCfg, Events: eventsCfg, StaticClients: static,
+				AdminAddr: c.String("admin-addr"), EnablePprof: c.Bool("pprof"),
 			})
 			if err != nil {
 				return err

@@ -19,8 +19,11 @@ import (
 func envCredentials() (protocol.Credentials, error) {
 	c := protocol.Credentials{ClientID: os.Getenv("TASKCLUSTER_CLIENT_ID"), AccessToken: os.Getenv("TASKCLUSTER_ACCESS_TOKEN"),
 		Certificate: os.Getenv("TASKCLUSTER_CERTIFICATE")}
-	if c.ClientID == "" || c.AccessToken == "" {
-		return c, badInput("TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN must be set")
+	switch {
+	case c.ClientID == "":
+		return c, badInput("TASKCLUSTER_CLIENT_ID is not set: export the clientId and TASKCLUSTER_ACCESS_TOKEN to sign requests")
+	case c.AccessToken == "":
+		return c, errNoAccessToken
 	}
 	return c, nil
 }
@@ -31,7 +34,7 @@ func httpCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "http",
 		Usage:     "send a Hawk-signed request with the TASKCLUSTER_* credentials and print the response",
-		ArgsUsage: "METHOD URL",
+		ArgsUsage: "METHOD URL  (a URL without scheme, e.g. /api/auth/v1/ping, is relative to TASKCLUSTER_ROOT_URL)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Aliases: []string{"d"}, Usage: "request body (@FILE reads a file, @- stdin)"},
 			&cli.StringFlag{Name: "content-type", Value: "application/json", Usage: "content type of the body"},
@@ -44,7 +47,11 @@ func httpCommand() *cli.Command {
 			if c.NArg() != 2 {
 				return badInput("expected METHOD and URL")
 			}
-			method, target := strings.ToUpper(c.Args().Get(0)), c.Args().Get(1)
+			method := strings.ToUpper(c.Args().Get(0))
+			target, err := resolveURL(c.Args().Get(1))
+			if err != nil {
+				return err
+			}
 			creds, err := envCredentials()
 			if err != nil {
 				return err
@@ -126,21 +133,24 @@ func signedURLCommand() *cli.Command {
 		Usage:     "print a URL signed with a bewit (for GET) using the TASKCLUSTER_* credentials",
 		ArgsUsage: "URL",
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "ttl", Value: 15 * time.Minute, Usage: "how long the URL stays valid"},
+			durationFlag("ttl", 15*time.Minute, `how long the URL stays valid ("5m", "2 hours")`),
 		},
 		Action: func(c *cli.Context) error {
 			target, err := oneArg(c, "URL")
 			if err != nil {
 				return err
 			}
+			if target, err = resolveURL(target); err != nil {
+				return err
+			}
 			creds, err := envCredentials()
 			if err != nil {
 				return err
 			}
-			if c.Duration("ttl") <= 0 {
+			if flagDuration(c, "ttl") <= 0 {
 				return badInput("--ttl must be positive")
 			}
-			u, err := protocol.SignedURL(creds, target, c.Duration("ttl"), time.Now())
+			u, err := protocol.SignedURL(creds, target, flagDuration(c, "ttl"), time.Now())
 			if err != nil {
 				return badInput("%v", err)
 			}
@@ -148,6 +158,20 @@ func signedURLCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// resolveURL takes a URL without a scheme ("/api/auth/v1/ping",
+// "api/auth/v1/clients/") as a path below TASKCLUSTER_ROOT_URL, the way
+// the official clients build every request from the root URL.
+func resolveURL(target string) (string, error) {
+	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
+		return target, nil
+	}
+	root := os.Getenv("TASKCLUSTER_ROOT_URL")
+	if root == "" {
+		return "", badInput("%q is not a full URL and TASKCLUSTER_ROOT_URL is not set: give http(s)://host/path or export TASKCLUSTER_ROOT_URL", target)
+	}
+	return strings.TrimRight(root, "/") + "/" + strings.TrimLeft(target, "/"), nil
 }
 
 // lastByteWriter remembers the last byte written, so that output can end

@@ -10,13 +10,16 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/scopeengine"
 )
 
 // scopesCommand is the offline scope toolbox: it needs no server and no
-// credentials. Scope lists are read from arguments, or, when a command takes
-// a list and none is given, from standard input (one scope a line, or a JSON
-// array with --json). Output is one scope a line, or JSON with --json.
+// credentials (explain --client and expand --remote excepted). Every command takes scopes the same two ways: its main scope
+// list from the arguments or, when none is given, from standard input (one
+// scope a line, or a JSON array with --json); a named set (--a, --b,
+// --have, diff's A and B) as a JSON array or @FILE (one scope a line; @- is
+// standard input). Output is one scope a line, or JSON with --json.
 func scopesCommand() *cli.Command {
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "read and write JSON instead of one scope per line"}
 	return &cli.Command{
@@ -41,18 +44,18 @@ func scopesCommand() *cli.Command {
 				Usage: "the scopes of A satisfied by B, then those of B satisfied by A (Taskcluster's scopeIntersection)",
 				Flags: []cli.Flag{
 					jsonFlag,
-					&cli.StringFlag{Name: "a", Usage: "first scope set, a JSON array"},
-					&cli.StringFlag{Name: "b", Usage: "second scope set, a JSON array"},
+					&cli.StringFlag{Name: "a", Usage: "first scope set: a JSON array, or @FILE with one scope a line (@- = standard input)"},
+					&cli.StringFlag{Name: "b", Usage: "second scope set, as --a"},
 				},
 				Action: func(c *cli.Context) error {
 					if err := requireFlags(c, "a", "b"); err != nil {
 						return err
 					}
-					a, err := parseScopeArray("--a", c.String("a"))
+					a, err := readScopeSetArg(c.App.Reader, "--a", c.String("a"))
 					if err != nil {
 						return err
 					}
-					b, err := parseScopeArray("--b", c.String("b"))
+					b, err := readScopeSetArg(c.App.Reader, "--b", c.String("b"))
 					if err != nil {
 						return err
 					}
@@ -60,12 +63,13 @@ func scopesCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "satisfies",
+				Name:      "satisfies",
+				ArgsUsage: "[SCOPE...]",
 				Usage: "check a scope expression against a scope set; prints the unsatisfied part " +
 					"and exits 1 if anything is missing",
 				Flags: []cli.Flag{
 					jsonFlag,
-					&cli.StringFlag{Name: "have", Usage: "the scopes held, a JSON array"},
+					&cli.StringFlag{Name: "have", Usage: "the scopes held: a JSON array or @FILE (default: the arguments, or standard input as for normalize)"},
 					&cli.StringFlag{Name: "expr", Usage: `the expression, JSON: "scope", {"AllOf": [...]} or {"AnyOf": [...]}`},
 				},
 				Action: satisfiesAction,
@@ -88,15 +92,22 @@ func scopesCommand() *cli.Command {
 				Flags:     []cli.Flag{jsonFlag},
 				Action:    diffAction,
 			},
+			explainCommand(),
 		},
 	}
 }
 
 func satisfiesAction(c *cli.Context) error {
-	if err := requireFlags(c, "have", "expr"); err != nil {
+	if err := requireFlags(c, "expr"); err != nil {
 		return err
 	}
-	have, err := parseScopeArray("--have", c.String("have"))
+	var have []string
+	var err error
+	if c.IsSet("have") {
+		have, err = readScopeSetArg(c.App.Reader, "--have", c.String("have"))
+	} else {
+		have, err = scopeArgsOrStdin(c)
+	}
 	if err != nil {
 		return err
 	}
@@ -111,7 +122,7 @@ func satisfiesAction(c *cli.Context) error {
 			fmt.Fprintln(w, "null")
 			return nil
 		}
-		out, err := json.Marshal(missing)
+		out, err := protocol.Marshal(missing)
 		if err != nil {
 			return err
 		}
@@ -197,11 +208,9 @@ func diffAction(c *cli.Context) error {
 	onlyB := notSatisfiedBy(setB, setA)
 	w := c.App.Writer
 	if c.Bool("json") {
-		out, err := json.MarshalIndent(map[string][]string{"onlyA": onlyA, "onlyB": onlyB}, "", "  ")
-		if err != nil {
+		if err := writeJSON(w, map[string][]string{"onlyA": onlyA, "onlyB": onlyB}); err != nil {
 			return err
 		}
-		fmt.Fprintln(w, string(out))
 	} else {
 		for _, s := range onlyA {
 			fmt.Fprintln(w, "- "+s)
@@ -301,7 +310,7 @@ func writeScopes(c *cli.Context, scopes []string) error {
 		if scopes == nil {
 			scopes = []string{}
 		}
-		out, err := json.Marshal(scopes)
+		out, err := protocol.Marshal(scopes)
 		if err != nil {
 			return err
 		}

@@ -18,13 +18,13 @@ func runCLI(t *testing.T, stdin string, args ...string) (string, string, int) {
 	app.Writer = &out
 	app.ErrWriter = &out
 	app.Reader = strings.NewReader(stdin)
-	err := app.Run(permuteArgs(app, append([]string{"tcauth"}, args...)))
+	err := app.Run(prepareArgs(app, append([]string{"tcauth"}, args...)))
 	if err == nil {
 		return out.String(), "", 0
 	}
 	msg := ""
 	if err != errNo {
-		msg = err.Error()
+		msg = describeError(err)
 	}
 	return out.String(), msg, exitCode(err)
 }

@@ -23,8 +23,8 @@ func sidecarCommand() *cli.Command {
 	d := sidecar.DefaultConfig()
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "config", Usage: "YAML file with any of these flags as keys", EnvVars: []string{"TCAUTH_SIDECAR_CONFIG"}},
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8081", Usage: "address callers reach the sidecar at", EnvVars: []string{"TCAUTH_SIDECAR_LISTEN"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "admin-listen", Value: "127.0.0.1:9091", Usage: "address of /metrics, /healthz and /readyz (\"\" = off)", EnvVars: []string{"TCAUTH_SIDECAR_ADMIN_LISTEN"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Value: defaultSidecarListen, Usage: "address callers reach the sidecar at", EnvVars: []string{"TCAUTH_SIDECAR_LISTEN"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "admin-listen", Value: defaultSidecarAdmin, Usage: "address of /metrics, /healthz and /readyz (\"\" = off)", EnvVars: []string{"TCAUTH_SIDECAR_ADMIN_LISTEN"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "upstream", Usage: "the protected service's base URL (proxy mode)", EnvVars: []string{"TCAUTH_SIDECAR_UPSTREAM"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "control-plane", Usage: "the control plane's root URL (default $TASKCLUSTER_ROOT_URL)", EnvVars: []string{"TCAUTH_SIDECAR_CONTROL_PLANE"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "allow-insecure-control-plane", Usage: "allow plain http to a non-loopback control plane in local mode (access tokens travel in its answers: only inside a network you trust)", EnvVars: []string{"TCAUTH_SIDECAR_ALLOW_INSECURE_CONTROL_PLANE"}}),
@@ -32,14 +32,14 @@ func sidecarCommand() *cli.Command {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "mode", Value: sidecar.ModeProxy, Usage: "proxy or forward-auth", EnvVars: []string{"TCAUTH_SIDECAR_MODE"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "verify", Value: sidecar.VerifyLocal, Usage: "local (cached credentials) or remote (authenticateHawk per request)", EnvVars: []string{"TCAUTH_SIDECAR_VERIFY"}}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "IP or CIDR whose X-Forwarded-*/X-Original-* headers are believed", EnvVars: []string{"TCAUTH_SIDECAR_TRUSTED_PROXIES"}}),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "max-stale", Value: d.MaxStale, Usage: "how long cached clients keep working while the control plane is unreachable", EnvVars: []string{"TCAUTH_SIDECAR_MAX_STALE"}}),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "feed-wait", Value: d.FeedWait, Usage: "change-feed long-poll wait; a silent partition is noticed after this + 3s", EnvVars: []string{"TCAUTH_SIDECAR_FEED_WAIT"}}),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "client-ttl", Value: d.ClientTTL, Usage: "how long a cached client is used before it is fetched again", EnvVars: []string{"TCAUTH_SIDECAR_CLIENT_TTL"}}),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "negative-ttl", Value: d.NegativeTTL, Usage: "how long an unknown clientId is remembered as unknown", EnvVars: []string{"TCAUTH_SIDECAR_NEGATIVE_TTL"}}),
+		configDuration("max-stale", d.MaxStale, "how long cached clients keep working while the control plane is unreachable", "TCAUTH_SIDECAR_MAX_STALE"),
+		configDuration("feed-wait", d.FeedWait, "change-feed long-poll wait; a silent partition is noticed after this + 3s", "TCAUTH_SIDECAR_FEED_WAIT"),
+		configDuration("client-ttl", d.ClientTTL, "how long a cached client is used before it is fetched again", "TCAUTH_SIDECAR_CLIENT_TTL"),
+		configDuration("negative-ttl", d.NegativeTTL, "how long an unknown clientId is remembered as unknown", "TCAUTH_SIDECAR_NEGATIVE_TTL"),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "client-cache-size", Value: d.ClientCacheSize, Usage: "cached clients", EnvVars: []string{"TCAUTH_SIDECAR_CLIENT_CACHE_SIZE"}}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "expanded-cache-size", Value: d.ExpandedCacheSize, Usage: "cached scope expansions", EnvVars: []string{"TCAUTH_SIDECAR_EXPANDED_CACHE_SIZE"}}),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "upstream-timeout", Value: d.UpstreamTimeout, Usage: "wait for the upstream's response headers (504 after)", EnvVars: []string{"TCAUTH_SIDECAR_UPSTREAM_TIMEOUT"}}),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "body-read-timeout", Value: d.BodyReadTimeout, Usage: "time to receive a body the sidecar must read before deciding (body parameters, payload hash); 408 after", EnvVars: []string{"TCAUTH_SIDECAR_BODY_READ_TIMEOUT"}}),
+		configDuration("upstream-timeout", d.UpstreamTimeout, "wait for the upstream's response headers (504 after)", "TCAUTH_SIDECAR_UPSTREAM_TIMEOUT"),
+		configDuration("body-read-timeout", d.BodyReadTimeout, "time to receive a body the sidecar must read before deciding (body parameters, payload hash); 408 after", "TCAUTH_SIDECAR_BODY_READ_TIMEOUT"),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "public-host", Usage: "host or host:port callers sign for (repeatable or comma list); other Hosts are refused and the Hawk MAC is checked against this one", EnvVars: []string{"TCAUTH_SIDECAR_PUBLIC_HOST"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "forward-authorization", Usage: "keep the Authorization header on forwarded requests", EnvVars: []string{"TCAUTH_SIDECAR_FORWARD_AUTHORIZATION"}}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-nonces", Value: d.MaxNonces, Usage: "Hawk nonces remembered for replay checks (when full, the clients holding the most lose their oldest first)", EnvVars: []string{"TCAUTH_SIDECAR_MAX_NONCES"}}),
@@ -49,6 +49,8 @@ func sidecarCommand() *cli.Command {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-unknown-fetches", Value: d.MaxUnknownFetches, Usage: "lookups of clientIds not cached in flight at once, all sources together", EnvVars: []string{"TCAUTH_SIDECAR_MAX_UNKNOWN_FETCHES"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "disable-replay-check", Usage: "do not reject a repeated Hawk nonce (the reference has no such check)", EnvVars: []string{"TCAUTH_SIDECAR_DISABLE_REPLAY_CHECK"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"TCAUTH_LOG_LEVEL"}}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "pprof", Usage: "serve Go profiles at /debug/pprof/ on the admin listener (off by default)", EnvVars: []string{"TCAUTH_SIDECAR_PPROF"}}),
+		checkConfigFlag(),
 	}
 	return &cli.Command{
 		Name:   "sidecar",
@@ -68,21 +70,24 @@ func sidecarCommand() *cli.Command {
 				cfg.Credentials = &protocol.Credentials{ClientID: id, AccessToken: os.Getenv("TASKCLUSTER_ACCESS_TOKEN"),
 					Certificate: os.Getenv("TASKCLUSTER_CERTIFICATE")}
 			}
-			tp, err := sidecar.ParseTrustedProxies(strings.Join(c.StringSlice("trusted-proxy"), ","))
-			if err != nil {
-				return badInput("%v", err)
-			}
+			tp, tpErr := sidecar.ParseTrustedProxies(strings.Join(c.StringSlice("trusted-proxy"), ","))
 			cfg.TrustedProxies = tp
-			cfg.MaxStale, cfg.ClientTTL, cfg.NegativeTTL = c.Duration("max-stale"), c.Duration("client-ttl"), c.Duration("negative-ttl")
-			cfg.FeedWait = c.Duration("feed-wait")
+			cfg.MaxStale, cfg.ClientTTL, cfg.NegativeTTL = flagDuration(c, "max-stale"), flagDuration(c, "client-ttl"), flagDuration(c, "negative-ttl")
+			cfg.FeedWait = flagDuration(c, "feed-wait")
 			cfg.ClientCacheSize, cfg.ExpandedCacheSize = c.Int("client-cache-size"), c.Int("expanded-cache-size")
-			cfg.UpstreamTimeout = c.Duration("upstream-timeout")
-			cfg.BodyReadTimeout, cfg.PublicHosts = c.Duration("body-read-timeout"), c.StringSlice("public-host")
+			cfg.UpstreamTimeout = flagDuration(c, "upstream-timeout")
+			cfg.BodyReadTimeout, cfg.PublicHosts = flagDuration(c, "body-read-timeout"), c.StringSlice("public-host")
 			cfg.ForwardAuthorization, cfg.DisableReplayCheck = c.Bool("forward-authorization"), c.Bool("disable-replay-check")
 			cfg.MaxNonces, cfg.NegativeCacheSize = c.Int("max-nonces"), c.Int("negative-cache-size")
 			cfg.UnknownClientRate, cfg.UnknownClientBurst = c.Float64("unknown-client-rate"), c.Int("unknown-client-burst")
 			cfg.MaxUnknownFetches = c.Int("max-unknown-fetches")
+			cfg.EnablePprof = c.Bool("pprof")
 			cfg.Logger = newLogger(c.String("log-level"))
+			// Every problem at once, the same checks with or without
+			// --check-config (checkconfig.go).
+			if err := checkSidecarConfig(c, cfg, tpErr); err != nil || c.Bool("check-config") {
+				return configResult(c, err)
+			}
 			sc, err := sidecar.New(cfg)
 			if err != nil {
 				return badInput("%v", err)

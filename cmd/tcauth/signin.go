@@ -106,7 +106,7 @@ func signinCommand() *cli.Command {
 			&cli.BoolFlag{Name: "check", Usage: "do not sign in: check the credentials in the environment with auth.currentScopes; exit 1 if there are none or they have no scopes"},
 			&cli.BoolFlag{Name: "headless", Usage: "do not listen: print the URL, then read the final URL of the browser from stdin"},
 			&cli.BoolFlag{Name: "no-browser", Usage: "print the URL but do not try to open a browser"},
-			&cli.DurationFlag{Name: "timeout", Value: defaultSigninTimeout, Usage: "how long to wait for the browser"},
+			durationFlag("timeout", defaultSigninTimeout, "how long to wait for the browser"),
 			&cli.StringFlag{Name: "root-url", EnvVars: []string{"TASKCLUSTER_ROOT_URL"}, Usage: "the deployment's root URL"},
 		},
 		Action: func(c *cli.Context) error {
@@ -117,7 +117,7 @@ func signinCommand() *cli.Command {
 				RootURL: c.String("root-url"), Scopes: c.Generic("scope").(*repeatedString).values,
 				Expires: c.String("expires"), Name: c.String("name"), Port: c.Int("port"),
 				CSH: c.Bool("csh"), Check: c.Bool("check"), Headless: c.Bool("headless"),
-				Timeout: c.Duration("timeout"), Stdin: os.Stdin, Stdout: c.App.Writer, Stderr: c.App.ErrWriter,
+				Timeout: flagDuration(c, "timeout"), Stdin: os.Stdin, Stdout: c.App.Writer, Stderr: c.App.ErrWriter,
 			}
 			if !c.Bool("no-browser") {
 				o.OpenBrowser = openBrowser

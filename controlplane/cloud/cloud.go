@@ -22,6 +22,8 @@ type Config struct {
 	Azure         *AzureConfig         `yaml:"azure"`
 	GCP           *GCPConfig           `yaml:"gcp"`
 	Sentry        *SentryConfig        `yaml:"sentry"`
+	AWS           *AWSConfig           `yaml:"aws"`
+	GitHub        *GitHubConfig        `yaml:"github"`
 
 	// HTTPClient talks to the providers. Default a client with a 30 s timeout.
 	HTTPClient *http.Client `yaml:"-"`
@@ -33,12 +35,14 @@ type Config struct {
 
 // Errors of every backend (wrapped with detail). The control plane maps
 // ErrNotConfigured and ErrNotFound to 404 ResourceNotFound, ErrInput to
-// 400 InputError, ErrUpstream to 500/503.
+// 400 InputError, ErrRateLimited to 429 TooManyRequests, ErrUpstream to
+// 500/503.
 var (
 	ErrNotConfigured = errors.New("cloud: not configured in this deployment")
 	ErrNotFound      = errors.New("cloud: not found")
 	ErrInput         = errors.New("cloud: invalid input")
 	ErrUpstream      = errors.New("cloud: the provider failed")
+	ErrRateLimited   = errors.New("cloud: the provider's rate limit is exhausted")
 )
 
 // Service is the configured backends. Build it with New.
@@ -50,6 +54,8 @@ type Service struct {
 	wst    *wstBackend
 	gcp    *gcpBackend
 	sentry *sentryBackend
+	aws    *awsBackend
+	github *githubBackend
 }
 
 // New checks cfg. Backends that need a network connection connect lazily.
@@ -64,7 +70,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger}
-	for _, check := range []func() error{s.checkWebsocktunnel, s.checkAzure, s.checkGCP, s.checkSentry} {
+	for _, check := range []func() error{s.checkWebsocktunnel, s.checkAzure, s.checkGCP, s.checkSentry, s.checkAWS, s.checkGitHub} {
 		if err := check(); err != nil {
 			return nil, err
 		}

@@ -29,7 +29,7 @@ func Message(err error) string {
 		return e.Message
 	}
 	s := err.Error()
-	for _, k := range []error{ErrNotConfigured, ErrNotFound, ErrInput, ErrUpstream} {
+	for _, k := range []error{ErrNotConfigured, ErrNotFound, ErrInput, ErrUpstream, ErrRateLimited} {
 		if rest, ok := strings.CutPrefix(s, k.Error()+": "); ok {
 			return rest
 		}

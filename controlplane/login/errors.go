@@ -1,7 +1,6 @@
 package login
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"github.com/tcauth/tcauth/protocol"
@@ -23,7 +22,7 @@ func (s *Service) writeAPIError(w http.ResponseWriter, method string, e *protoco
 
 // writeJSON writes v as two-space-indented JSON (the API's shape).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := protocol.MarshalIndent(v)
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"code":"InternalServerError","message":"could not encode the answer"}`)
 	}

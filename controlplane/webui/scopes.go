@@ -22,7 +22,7 @@ const (
 
 func (s *Server) scopeRoutes() {
 	s.page("GET", "/auth/scopes", s.serveInspector(""))
-	for _, section := range []string{"expand", "check", "compare", "holders"} {
+	for _, section := range []string{"expand", "check", "compare", "holders", "explain"} {
 		s.page("GET", "/auth/scopes/"+section, s.serveInspector(section))
 	}
 }
@@ -41,11 +41,15 @@ type inspectorData struct {
 	CompareExpand bool
 	// holders
 	Scope, Mode, Kind string
+	// explain (explain.go)
+	ExplainMethod, ExplainURL, ExplainBody, ExplainClient string
+	ExplainMethods                                        []string
 
 	Expanded *expandResult
 	Check    *checkResult
 	Compare  *compareResult
 	Holders  *holdersResult
+	Explain  *explainResult
 	Error    *errorView
 }
 
@@ -69,6 +73,7 @@ type compareResult struct {
 var sectionTitles = map[string]string{
 	"": "Scope inspector", "expand": "Expand scopes", "check": "Check a scope expression",
 	"compare": "Compare scope sets", "holders": "Who has a scope",
+	"explain": "Which scopes would a call need?",
 }
 
 func (s *Server) serveInspector(section string) HandlerFunc {
@@ -78,7 +83,12 @@ func (s *Server) serveInspector(section string) HandlerFunc {
 			Scopes: qs.Get("scopes"), CheckScopes: qs.Get("have"), Expr: qs.Get("expr"),
 			CheckExpand: qs.Get("expand") == "1", Mine: qs.Get("mine") == "1",
 			A: qs.Get("a"), B: qs.Get("b"), CompareExpand: qs.Get("expand") == "1",
-			Scope: qs.Get("scope"), Mode: qs.Get("mode"), Kind: qs.Get("kind")}
+			Scope: qs.Get("scope"), Mode: qs.Get("mode"), Kind: qs.Get("kind"),
+			ExplainMethod: qs.Get("method"), ExplainURL: qs.Get("url"), ExplainBody: qs.Get("body"), ExplainClient: qs.Get("client")}
+		d.ExplainMethods = explainMethods
+		if d.ExplainMethod == "" {
+			d.ExplainMethod = "GET"
+		}
 		if d.Mode != modeHolds {
 			d.Mode = modeSatisfies
 		}
@@ -96,6 +106,8 @@ func (s *Server) serveInspector(section string) HandlerFunc {
 			d.Compare, err = q.inspectCompare(d)
 		case section == "holders" && qs.Has("scope"):
 			d.Holders, err = q.inspectHolders(d, qs.Get("rolesFrom"), qs.Get("clientsFrom"))
+		case section == "explain" && qs.Has("url"):
+			d.Explain, err = q.inspectExplain(d)
 		}
 		status := http.StatusOK
 		if err != nil {

@@ -7,8 +7,8 @@
 #
 # Environment (all optional):
 #   TCAUTH_CLUSTER_DIR         the directory, if DIR is not given
-#   TCAUTH_CLUSTER_HTTP_PORTS  API ports of n1 n2 n3   (default "8081 8082 8083")
-#   TCAUTH_CLUSTER_RAFT_PORTS  Raft ports of n1 n2 n3  (default "8301 8302 8303");
+#   TCAUTH_CLUSTER_HTTP_PORTS  API ports of n1 n2 n3   (default "7831 7832 7833")
+#   TCAUTH_CLUSTER_RAFT_PORTS  Raft ports of n1 n2 n3  (default "7841 7842 7843");
 #                              keep them across runs of one directory: the
 #                              cluster's membership records the Raft addresses
 #   TCAUTH_BIN                 a tcauth binary to use instead of building one
@@ -23,8 +23,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${1:-${TCAUTH_CLUSTER_DIR:-.tcauth-cluster}}
-read -r -a http_ports <<<"${TCAUTH_CLUSTER_HTTP_PORTS:-8081 8082 8083}"
-read -r -a raft_ports <<<"${TCAUTH_CLUSTER_RAFT_PORTS:-8301 8302 8303}"
+read -r -a http_ports <<<"${TCAUTH_CLUSTER_HTTP_PORTS:-7831 7832 7833}"
+read -r -a raft_ports <<<"${TCAUTH_CLUSTER_RAFT_PORTS:-7841 7842 7843}"
 if [ "${#http_ports[@]}" != 3 ] || [ "${#raft_ports[@]}" != 3 ]; then
   echo "TCAUTH_CLUSTER_HTTP_PORTS and TCAUTH_CLUSTER_RAFT_PORTS need three ports each" >&2; exit 2
 fi

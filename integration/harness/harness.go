@@ -147,6 +147,15 @@ func (p *Process) Running() bool {
 // Exited returns a channel closed when the process exits.
 func (p *Process) Exited() <-chan struct{} { return p.done }
 
+// ExitErr is how the process ended (nil: exit status 0), once Exited is
+// closed; nil before.
+func (p *Process) ExitErr() error {
+	if p.Running() || p.done == nil {
+		return nil
+	}
+	return p.err
+}
+
 // Signal sends sig to the process group (so that a Prefix wrapper and
 // its child both get it).
 func (p *Process) Signal(sig syscall.Signal) {

@@ -15,7 +15,7 @@ import (
 	"github.com/tcauth/tcauth/scopeengine"
 )
 
-// frozen is the instant every clock in these tests is frozen at (the spec's
+// frozen is the instant every clock in these tests is frozen at (the reference
 // vectors use it too), so timestamps, bewit expiries and certificate windows
 // are deterministic on both sides.
 var frozen = time.UnixMilli(1700000000000)

@@ -12,7 +12,7 @@ import (
 )
 
 // headerGen builds Authorization headers near the edges of hawk@9's grammar
-// (PROTOCOL §2): scheme case and spelling, every kind of separator including
+// (docs/protocol.md §2): scheme case and spelling, every kind of separator including
 // JavaScript-only whitespace, unknown/duplicate/empty attributes, quotes and
 // backslashes inside values, non-ASCII, line terminators and lengths around
 // the 4096 limit.

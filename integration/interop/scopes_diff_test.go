@@ -276,7 +276,7 @@ func TestScopeAlgebraMatchesLibScopes(t *testing.T) {
 }
 
 // TestSimplifyMatchesLibScopes is apart from the algebra test because
-// simplifyScopeExpression is not on the auth path (SCOPES §5) and its output
+// simplifyScopeExpression is not on the auth path (docs/scopes.md §5) and its output
 // shape is full of accidents of its implementation: the reference orders
 // AnyOf children before AllOf children, leaves an AnyOf nested in an AnyOf
 // when an AllOf child collapsed into one, keeps a duplicate scope that a

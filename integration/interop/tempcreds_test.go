@@ -84,7 +84,7 @@ var tempCases = []tempCase{
 	{name: "named, used under another temp name", madeBy: "js", clientID: "temp/w5", scopes: []string{"test:a"},
 		tamper:    func(c tcCreds) tcCreds { c.ClientID = "temp/other"; return c },
 		wantError: "ext.certificate.signature is not valid, or wrong clientId provided"},
-	// [quirk] PROTOCOL §7: the JS client signs "scopes:\n" when there are no
+	// [quirk] docs/protocol.md §7: the JS client signs "scopes:\n" when there are no
 	// scopes, the server checks "scopes:", so its empty-scope credentials are
 	// rejected — unless the verifier opts in to the JS variant.
 	{name: "unnamed, no scopes (JS quirk)", madeBy: "js", scopes: []string{},
@@ -241,7 +241,7 @@ func TestTemporaryCredentialsInterop(t *testing.T) {
 // checkJSCertificate recomputes what taskcluster-client produced from the
 // spec's formulas: the temporary accessToken, and the signature over the
 // server's signed string — or, for no scopes, over that string plus the
-// trailing "\n" the JS client adds (the [quirk] of PROTOCOL §7).
+// trailing "\n" the JS client adds (the [quirk] of docs/protocol.md §7).
 func checkJSCertificate(t *testing.T, c tempCase, got tcCreds) {
 	t.Helper()
 	cert, err := protocol.ParseCertificate(got.Certificate)
@@ -274,7 +274,7 @@ func checkJSCertificate(t *testing.T, c tempCase, got tcCreds) {
 	case len(c.scopes) > 0 && cert.Signature != serverSig:
 		t.Errorf("js %s: signature %q, want %q over %q", c.name, cert.Signature, serverSig, signed)
 	case len(c.scopes) == 0 && cert.Signature != jsSig:
-		t.Errorf("js %s: with no scopes the JS client no longer signs %q+\"\\n\" (got %q, server-style would be %q): PROTOCOL §7 quirk changed",
+		t.Errorf("js %s: with no scopes the JS client no longer signs %q+\"\\n\" (got %q, server-style would be %q): docs/protocol.md §7 quirk changed",
 			c.name, signed, cert.Signature, serverSig)
 	}
 }

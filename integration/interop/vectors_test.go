@@ -9,11 +9,11 @@ import (
 	"testing"
 )
 
-// specDir holds the spec's vectors, copied into the repository.
+// specDir holds the reference vectors (testdata/spec/README.md).
 const specDir = "../../testdata/spec"
 
-// The pinned peers must reproduce the spec's vectors (computed with the
-// versions the spec names). This catches a peer upgrade that changes
+// The pinned peers must reproduce the reference vectors (computed with
+// the package versions testdata/spec/README.md names). This catches a peer upgrade that changes
 // behaviour before it makes the interop tests prove the wrong thing.
 func TestPeersReproduceSpecVectors(t *testing.T) {
 	requireNode(t)

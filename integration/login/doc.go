@@ -2,8 +2,9 @@
 // processes: tcauth control-plane nodes started with --login-config, the
 // example OpenID provider of github.com/zitadel/oidc/v3 (a real OIDC
 // provider with a login form and users from a file; `make deps-oidc`
-// builds it), a fake GitHub written for these tests (FakeGitHub: no
-// GitHub-compatible server runs here), and the official taskcluster-client
+// builds it), a fake GitHub written for tcauth's tests
+// (controlplane/controlplanetest/fakegithub: no GitHub-compatible server
+// runs here), and the official taskcluster-client
 // (npm, through integration/node) using the credentials users get.
 //
 // A browser is an http.Client with a cookie jar that follows redirects and

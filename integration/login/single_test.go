@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcauth/tcauth/controlplane/controlplanetest/fakegithub"
 	"github.com/tcauth/tcauth/integration/harness"
 	"github.com/tcauth/tcauth/protocol/tcclient"
 )
@@ -22,7 +23,7 @@ import (
 type single struct {
 	c      *harness.Cluster
 	pub    string
-	gh     *FakeGitHub
+	gh     *fakegithub.FakeGitHub
 	appCB  string // it-app's registered redirect URI (nobody serves it)
 	scanCB string // it-scan-app's
 }
@@ -36,7 +37,7 @@ const (
 
 func TestLoginSingleNode(t *testing.T) {
 	harness.NeedNode(t)
-	s := &single{pub: "http://" + singleAddrs[0], gh: NewFakeGitHub(ghClientID, ghSecret)}
+	s := &single{pub: "http://" + singleAddrs[0], gh: fakegithub.New(ghClientID, ghSecret)}
 	t.Cleanup(s.gh.Close)
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -74,7 +74,7 @@ const main = async () => {
   say(`createClient ${appId}`);
 
   // Use it: the server sees the role expansion. (currentScopes also lists
-  // assume:anonymous, which every request holds: PROTOCOL §9.)
+  // assume:anonymous, which every request holds: docs/protocol.md §9.)
   const app = {clientId: appId, accessToken: created.accessToken};
   const mine = await auth(app).currentScopes();
   assert.ok(mine.scopes.includes(`secrets:get:project/tour-${suffix}-red/*`), `currentScopes ${mine.scopes}`);

@@ -1,4 +1,7 @@
-package login
+// Package fakegithub is a fake of GitHub written for tcauth's tests: no
+// GitHub-compatible server runs here. It imports nothing of tcauth, so the
+// tests of any package (internal or external) can use it.
+package fakegithub
 
 import (
 	"crypto/rand"
@@ -13,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-github/v84/github"
 )
@@ -26,8 +30,13 @@ import (
 //	POST /login/oauth/access_token   form-encoded reply unless Accept: application/json
 //	GET  /user, /users/{login}, /user/teams, /user/memberships/orgs
 //
+// and the GitHub App endpoints githubRepoToken calls (apps.go):
+//
+//	GET  /orgs/{org}/installation, /users/{username}/installation
+//	POST /app/installations/{id}/access_tokens
+//
 // Test controls change the world between requests: RemoveTeam, Rename,
-// Revoke.
+// Revoke; AddApp, Install, Uninstall, RenameAccount, LimitRate.
 type FakeGitHub struct {
 	*httptest.Server
 	ClientID, ClientSecret string
@@ -46,6 +55,12 @@ type FakeGitHub struct {
 	bads    []string           // requests the fake refused, for failure messages
 	redirs  map[string]bool    // redirect URIs allowed
 	teamsOf map[int64][]ghTeam // user → teams
+
+	apps   map[int64]*fakeApp           // GitHub App id → app
+	insts  map[int64]*fakeInstallation  // installation id → installation
+	grants map[string]InstallationGrant // installation token → what it grants
+	limit  RateLimit                    // how the App endpoints answer now
+	now    func() time.Time
 }
 
 type fakeGHUser struct {
@@ -56,11 +71,12 @@ type fakeGHUser struct {
 
 type ghTeam struct{ Org, Slug string }
 
-// NewFakeGitHub starts the fake; the OAuth client is id/secret.
-func NewFakeGitHub(clientID, clientSecret string) *FakeGitHub {
+// New starts the fake; the OAuth client is id/secret. Close stops it.
+func New(clientID, clientSecret string) *FakeGitHub {
 	f := &FakeGitHub{ClientID: clientID, ClientSecret: clientSecret, users: map[int64]*fakeGHUser{},
 		codes: map[string]int64{}, tokens: map[string]int64{}, apiHits: map[string]int{},
-		redirs: map[string]bool{}, teamsOf: map[int64][]ghTeam{}}
+		redirs: map[string]bool{}, teamsOf: map[int64][]ghTeam{},
+		apps: map[int64]*fakeApp{}, insts: map[int64]*fakeInstallation{}, grants: map[string]InstallationGrant{}, now: time.Now}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login/oauth/authorize", f.authorize)
 	mux.HandleFunc("POST /login/oauth/access_token", f.accessToken)
@@ -68,6 +84,9 @@ func NewFakeGitHub(clientID, clientSecret string) *FakeGitHub {
 	mux.HandleFunc("GET /users/{login}", f.authed(f.userByLogin))
 	mux.HandleFunc("GET /user/teams", f.authed(f.teams))
 	mux.HandleFunc("GET /user/memberships/orgs", f.authed(f.memberships))
+	mux.HandleFunc("GET /orgs/{owner}/installation", f.appAuthed(f.findInstallation("Organization")))
+	mux.HandleFunc("GET /users/{owner}/installation", f.appAuthed(f.findInstallation("User")))
+	mux.HandleFunc("POST /app/installations/{id}/access_tokens", f.appAuthed(f.createToken))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		f.refuse(r, "no such endpoint")
 		ghError(w, http.StatusNotFound, "Not Found")

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadEventsConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	urlFile := write("url", "amqp://tc:hunter2-secret@rabbit.internal:5672/taskcluster\n")
+	ec, err := loadEventsConfig(write("good.yaml", "urlFile: "+urlFile+"\nexchangePrefix: exchange/x/v1/\noutboxLimit: 500\nackInterval: 1s\nconfirmTimeout: 30s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ec.URLFile != urlFile || ec.ExchangePrefix != "exchange/x/v1/" || ec.OutboxLimit != 500 ||
+		ec.AckInterval != time.Second || ec.ConfirmTimeout != 30*time.Second {
+		t.Fatalf("decoded %+v", ec)
+	}
+	if ec, err := loadEventsConfig(""); ec != nil || err != nil {
+		t.Fatalf("no file: %v %v", ec, err)
+	}
+	for name, body := range map[string]string{
+		"typo.yaml":         "url: amqp://h/\nackIntervall: 1s\n",
+		"empty.yaml":        "",
+		"no-url.yaml":       "exchangePrefix: x/\n",
+		"both.yaml":         "url: amqp://a:hunter2-secret@h/\nurlFile: " + urlFile + "\n",
+		"bad-scheme.yaml":   "url: https://a:hunter2-secret@h/\n",
+		"bad-duration.yaml": "url: amqp://h/\nackInterval: often\n",
+		"negative.yaml":     "url: amqp://h/\nconfirmTimeout: -1s\n",
+		"too-big.yaml":      "url: amqp://h/\noutboxLimit: 100000000\n",
+		"missing-file.yaml": "urlFile: " + filepath.Join(dir, "absent") + "\n",
+		"not-a-map.yaml":    "- url\n",
+	} {
+		p := write(name, body)
+		_, err := loadEventsConfig(p)
+		if err == nil || !strings.Contains(err.Error(), p) || exitCode(err) != 2 || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: %v (want an input error naming the file, without the password)", name, err)
+		}
+	}
+}
