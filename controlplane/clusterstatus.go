@@ -2,10 +2,7 @@ package controlplane
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
-	"net/http"
 	"regexp"
 	"time"
 
@@ -87,21 +84,9 @@ func (s *Server) recordMemberAPI(ctx context.Context, cl Cluster, id, url string
 	}
 }
 
-// RequestIDHeader carries a request's id: the caller's (or the proxy's in
-// front) when well formed, else a new one; echoed on the answer and in the
-// request line, so that one request can be followed across logs.
-const RequestIDHeader = "X-Request-Id"
-
-var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-
-func requestID(h http.Header) string {
-	if v := h.Get(RequestIDHeader); requestIDPattern.MatchString(v) {
-		return v
-	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+// RequestIDHeader carries a request's id (see protocol.RequestID); echoed
+// on the answer and in the request line.
+const RequestIDHeader = protocol.RequestIDHeader
 
 // logRequest writes the request line: method, path (the query without
 // any bewit, which is a credential), status, clientId, source, request id,

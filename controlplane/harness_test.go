@@ -1,7 +1,6 @@
 package controlplane
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,11 +11,11 @@ import (
 	"os"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tcauth/tcauth/protocol"
+	"github.com/tcauth/tcauth/protocol/prototest"
 )
 
 // frozen is the vectors' clock: 1700000000000 ms = 2023-11-14T22:13:20.000Z.
@@ -31,24 +30,7 @@ type testEnv struct {
 	srv    *Server
 	http   *httptest.Server
 	base   string
-	logBuf *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logBuf *prototest.SyncBuffer
 }
 
 // newTestStore is the store the handler tests run against: a real
@@ -71,7 +53,7 @@ func newMemEnv(t *testing.T, mut ...func(*Config)) *testEnv {
 
 func newEnvWithStore(t *testing.T, st Store, mut ...func(*Config)) *testEnv {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &prototest.SyncBuffer{}
 	cfg := DefaultConfig()
 	cfg.Now = func() time.Time { return frozen }
 	cfg.Logger = slog.New(slog.NewJSONHandler(buf, nil))

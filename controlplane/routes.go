@@ -176,6 +176,7 @@ func (s *Server) buildRoutes() []*route {
 		{name: "readIndex", method: "GET", path: p("tcauth", "internal", "read-index"), handler: s.readIndex},
 	}
 	rs = append(rs, s.clusterRoutes()...)
+	rs = append(rs, s.keyringRoutes()...)
 	for _, r := range rs {
 		if r.tmpl == nil {
 			continue

@@ -296,7 +296,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		w = &indexStampingWriter{ResponseWriter: w, index: s.store.AppliedIndex}
 	}
 	c := &call{s: s, w: w, r: r, now: s.cfg.Now(), byPeer: byPeer}
-	reqID := requestID(r.Header)
+	reqID := protocol.RequestID(r.Header)
 	h.Set(RequestIDHeader, reqID)
 	name := "unknown"
 	defer func() {
@@ -809,5 +809,3 @@ func (c *call) rewindBody() {
 // marshalPretty is JSON.stringify(v, null, 2): two-space indent and no
 // HTML escaping (scopes often contain <..>).
 func marshalPretty(v any) ([]byte, error) { return protocol.MarshalIndent(v) }
-
-func unescapeHTML(b []byte) []byte { return protocol.UnescapeHTML(b) }

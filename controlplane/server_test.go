@@ -11,20 +11,6 @@ import (
 	"github.com/tcauth/tcauth/scopeengine"
 )
 
-func TestUnescapeHTML(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{`"a\u003c..\u003eb"`, `"a<..>b"`},
-		{`"x\u0026y"`, `"x&y"`},
-		{`"\\u003c"`, `"\\u003c"`}, // an escaped backslash, then text
-		{`"\\\u003c"`, `"\\<"`},    // escaped backslash, then an escape
-		{`"plain \u00e9"`, `"plain \u00e9"`},
-	} {
-		if got := string(unescapeHTML([]byte(tc.in))); got != tc.want {
-			t.Errorf("unescapeHTML(%s) = %s, want %s", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestParseTrustedProxies(t *testing.T) {
 	got, err := ParseTrustedProxies([]string{"10.0.0.5", "10.1.0.0/16", " ::1 ", ""})
 	if err != nil || len(got) != 3 || got[0] != netip.MustParsePrefix("10.0.0.5/32") || !got[1].Contains(netip.MustParseAddr("10.1.2.3")) {

@@ -463,13 +463,38 @@ func checkStoredState(cfg Config, recorded string, bolt *raftboltdb.BoltStore, s
 			if fromSnapshot[id] != c {
 				source = filepath.Join(dir, boltFileName)
 			}
-			return &DataDirError{Path: source,
-				Problem: fmt.Sprintf("the configured keyring cannot open the stored access token of client %s (%v): it is not the keyring this cluster's tokens were sealed with", id, err),
-				Remedy:  "nothing was changed. Start with the cluster's keyring (--keyring FILE: a copy from another node or from your backup of it)",
-				Err:     ErrKeyringMismatch}
+			return keyringMismatch(source, "the stored access token of client "+id, c.SealedToken, err)
+		}
+	}
+	// Login records' data is sealed with the same keyring (login.go); a
+	// session or grant the keyring cannot open would fail only when used.
+	for _, r := range st.logins {
+		if len(r.SealedData) == 0 {
+			continue
+		}
+		if _, err := cfg.Keyring.Open(loginSealID(r.Kind, r.Key), r.SealedData); err != nil {
+			return keyringMismatch(source, "the stored data of a login record ("+r.Kind+")", r.SealedData, err)
 		}
 	}
 	return nil
+}
+
+// keyringMismatch says why the keyring cannot open what stored state
+// holds: a term it lacks (removed from this node's file before `tcauth
+// keyring reseal` re-sealed everything under it) or another keyring.
+func keyringMismatch(source, what string, sealed []byte, err error) error {
+	if t, ok := sealedTerm(sealed); ok && errors.Is(err, ErrUnknownKeyTerm) {
+		return &DataDirError{Path: source,
+			Problem: fmt.Sprintf("the configured keyring has no key of term %d, which still seals %s (and perhaps others): "+
+				"the term was removed from this node's keyring file before `tcauth keyring reseal` had re-sealed everything under it", t, what),
+			Remedy: fmt.Sprintf("nothing was changed. Put term %d back into this node's keyring file (copy the file from a node that still has it, "+
+				"or from your backup of it), start the node, run `tcauth keyring reseal`, and remove the term only once it reports no token under it", t),
+			Err: ErrKeyringMismatch}
+	}
+	return &DataDirError{Path: source,
+		Problem: fmt.Sprintf("the configured keyring cannot open %s (%v): it is not the keyring this cluster's tokens were sealed with", what, err),
+		Remedy:  "nothing was changed. Start with the cluster's keyring (--keyring FILE: a copy from another node or from your backup of it)",
+		Err:     ErrKeyringMismatch}
 }
 
 func hasServer(conf raft.Configuration, id string) bool {

@@ -22,11 +22,15 @@ import (
 //	1  everything up to the login records; log entries carry no version
 //	2  the outbox: ops outbox-enable and outbox-ack, snapshot lines
 //	   outboxStatus and outboxEvent
+//	3  op reseal-tokens (re-sealing after a keyring rotation; no new
+//	   snapshot content, so snapshots keep the version of their content)
 const (
 	// FormatVersion is the newest format this release reads and writes.
-	FormatVersion = 2
+	FormatVersion = 3
 	// formatOutbox is the format the outbox ops and snapshot lines need.
 	formatOutbox = 2
+	// formatReseal is the format op reseal-tokens needs.
+	formatReseal = 3
 )
 
 var (
@@ -47,6 +51,8 @@ func opFormat(op Op) int {
 	switch op {
 	case OpOutboxEnable, OpOutboxAck:
 		return formatOutbox
+	case OpResealTokens:
+		return formatReseal
 	}
 	return 1
 }

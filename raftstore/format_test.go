@@ -6,13 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 // TestCommandFormatStamp: encoding writes the format an op needs, and ops
@@ -29,6 +27,7 @@ func TestCommandFormatStamp(t *testing.T) {
 		{Command{Op: OpLoginPurge}, 0},
 		{Command{Op: OpOutboxEnable, Limit: 5}, formatOutbox},
 		{Command{Op: OpOutboxAck, Through: through}, formatOutbox},
+		{Command{Op: OpResealTokens}, formatReseal},
 		// An explicit newer format is kept (a future op in a test).
 		{Command{Op: OpSetNodeMeta, NodeID: "n1", Format: 7}, 7},
 		{Command{Op: OpOutboxAck, Through: through, Format: 1}, formatOutbox},
@@ -69,8 +68,12 @@ func TestApplyFormatGate(t *testing.T) {
 		{"outbox op unversioned", `{"op":"outbox-enable","limit":3}`, FormatVersion, ErrBadCommand},
 		{"outbox op claiming 1", `{"op":"outbox-enable","limit":3,"v":1}`, FormatVersion, ErrBadCommand},
 		{"unknown op, known format", `{"op":"no-such-op","v":2}`, FormatVersion, ErrBadCommand},
-		{"unknown op, newer format", `{"op":"no-such-op","v":3}`, FormatVersion, ErrUnsupportedFormat},
-		{"old op, newer format", `{"op":"set-node-meta","nodeId":"n1","v":3}`, FormatVersion, ErrUnsupportedFormat},
+		{"unknown op, newer format", `{"op":"no-such-op","v":99}`, FormatVersion, ErrUnsupportedFormat},
+		{"old op, newer format", `{"op":"set-node-meta","nodeId":"n1","v":99}`, FormatVersion, ErrUnsupportedFormat},
+		{"reseal op unversioned", `{"op":"reseal-tokens","reseal":[{"id":"a","old":"AQ==","new":"AQ=="}]}`, FormatVersion, ErrBadCommand},
+		{"reseal op claiming 2", `{"op":"reseal-tokens","reseal":[{"id":"a","old":"AQ==","new":"AQ=="}],"v":2}`, FormatVersion, ErrBadCommand},
+		{"reseal op versioned", `{"op":"reseal-tokens","reseal":[{"id":"a","old":"AQ==","new":"AQ=="}],"v":3}`, FormatVersion, nil},
+		{"reseal op on a format-2 node", `{"op":"reseal-tokens","reseal":[{"id":"a","old":"AQ==","new":"AQ=="}],"v":3}`, 2, ErrUnsupportedFormat},
 		{"outbox op on a format-1 node", `{"op":"outbox-enable","limit":3,"v":2}`, 1, ErrUnsupportedFormat},
 		{"zero and negative read as 1", `{"op":"set-node-meta","nodeId":"n1","v":-4}`, 1, nil},
 		{"garbage", `{"op":`, FormatVersion, ErrBadCommand},
@@ -125,7 +128,7 @@ func TestFSMHaltsOnNewerFormat(t *testing.T) {
 	}
 	select {
 	case err := <-heard:
-		for _, want := range []string{"log entry 3", "format 99", "reads formats up to 2", "upgrade this node"} {
+		for _, want := range []string{"log entry 3", "format 99", fmt.Sprintf("reads formats up to %d", FormatVersion), "upgrade this node"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("halt message %q lacks %q", err, want)
 			}
@@ -173,7 +176,7 @@ func TestSnapshotVersion(t *testing.T) {
 		snap string
 		want string
 	}{
-		{`{"format":"tcauth-raftstore-snapshot","version":3,"index":1}` + "\n" + `{"end":true}`, "upgrade this node"},
+		{`{"format":"tcauth-raftstore-snapshot","version":99,"index":1}` + "\n" + `{"end":true}`, "upgrade this node"},
 		{`{"format":"tcauth-raftstore-snapshot","version":1,"index":1,"outbox":true}` + "\n" + `{"outboxStatus":{"enabled":true,"limit":3}}` + "\n" + `{"end":true}`, "needs version 2"},
 		{`{"format":"tcauth-raftstore-snapshot","version":0,"index":1}` + "\n" + `{"end":true}`, "not a tcauth snapshot"},
 	} {
@@ -183,7 +186,7 @@ func TestSnapshotVersion(t *testing.T) {
 		}
 	}
 	// A backup is the same stream: SummarizeBackup refuses it alike.
-	if _, err := SummarizeBackup(strings.NewReader(`{"format":"tcauth-raftstore-snapshot","version":3}` + "\n" + `{"end":true}`)); !errors.Is(err, ErrUnsupportedFormat) || !errors.Is(err, ErrBadSnapshot) {
+	if _, err := SummarizeBackup(strings.NewReader(`{"format":"tcauth-raftstore-snapshot","version":99}` + "\n" + `{"end":true}`)); !errors.Is(err, ErrUnsupportedFormat) || !errors.Is(err, ErrBadSnapshot) {
 		t.Fatalf("backup of a newer format: %v", err)
 	}
 }
@@ -216,7 +219,7 @@ func TestOpenRefusesNewerFormatLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	appendEntry(t, cfg.DataDir, fmt.Sprintf(`{"op":"set-node-meta","nodeId":"solo","v":%d}`, FormatVersion+1))
+	AppendTestLogEntry(t, cfg.DataDir, fmt.Sprintf(`{"op":"set-node-meta","nodeId":"solo","v":%d}`, FormatVersion+1))
 	_, err = Open(cfg)
 	if !errors.Is(err, ErrUnsupportedFormat) {
 		t.Fatalf("Open: %v, want ErrUnsupportedFormat", err)
@@ -225,27 +228,5 @@ func TestOpenRefusesNewerFormatLog(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("refusal %q lacks %q", err, want)
 		}
-	}
-}
-
-// appendEntry writes one command entry after the last one of a stopped
-// node's log, as a newer leader would have replicated it.
-func appendEntry(t *testing.T, dataDir, data string) {
-	t.Helper()
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dataDir, boltFileName)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bolt.Close()
-	last, err := bolt.LastIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var l raft.Log
-	if err := bolt.GetLog(last, &l); err != nil {
-		t.Fatal(err)
-	}
-	if err := bolt.StoreLog(&raft.Log{Index: last + 1, Term: l.Term, Type: raft.LogCommand, Data: []byte(data)}); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ func FuzzApplyCommand(f *testing.F) {
 	f.Add(seed(Command{Op: OpUpdateRole, Role: &Role{RoleID: "r", Scopes: []string{"assume:r"}}}))
 	f.Add(seed(Command{Op: OpTouchClients, LastUsed: map[string]time.Time{"a": time.Unix(1, 0)}}))
 	f.Add(seed(Command{Op: OpSyncStaticClients, Static: []StaticClient{{ClientID: "static/x"}}}))
+	f.Add(seed(Command{Op: OpResealTokens, Reseal: []ResealItem{{ID: "a", Old: []byte{1}, New: []byte{2}}, {Kind: "session", ID: "k", New: []byte{3}}}}))
 	f.Add([]byte(`{"op":"delete-expired-clients","time":"2020-01-01T00:00:00Z"}`))
 	f.Add([]byte(`{"op":"create-role","role":null}`))
 	f.Add(seed(Command{Op: OpLoginPut, MaxPerIdentity: 1, Login: &LoginRecord{Kind: "session", Key: "k2", Identity: "u", SealedData: []byte("x")}}))
@@ -69,7 +71,8 @@ func FuzzApplyCommand(f *testing.F) {
 		if n != withID {
 			t.Fatalf("identity index holds %d keys for %d records", n, withID)
 		}
-		if m.index.Load() != 4 {
+		// An entry of a newer format halts the FSM before it (format.go).
+		if m.index.Load() != 4 && !(errors.Is(resp.err, ErrUnsupportedFormat) && m.index.Load() == 3) {
 			t.Fatalf("index %d", m.index.Load())
 		}
 	})

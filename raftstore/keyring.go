@@ -22,8 +22,9 @@ import (
 // Keyring seals access tokens before they are proposed, so that no
 // plaintext secret reaches the Raft log, snapshots or bolt files. Each key
 // has a term; sealing uses the primary term, opening any known term, so
-// keys rotate by adding a new primary and keeping the old ones until every
-// token has been re-sealed (reset) or the old clients are gone.
+// keys rotate by adding a term, making it primary on every node, re-sealing
+// what the old term sealed (reseal.go) and only then removing the old term
+// (keyringfile.go; docs/operations.md "Rotate the keyring").
 //
 // Sealed format: version byte (1) | term (4 bytes, big endian) | nonce (12)
 // | AES-256-GCM ciphertext and tag. The additional data is the clientId, so
@@ -225,38 +226,6 @@ func GenerateKeyringFile(path string) (*Keyring, error) {
 		return nil, err
 	}
 	return writeKeyring(path, 1, map[uint32][]byte{1: key}, os.O_EXCL)
-}
-
-// RotateKeyringFile adds a new random key to the keyring at path and makes
-// it primary; old terms stay so existing tokens still open.
-func RotateKeyringFile(path string) (*Keyring, error) {
-	old, err := LoadKeyringFile(path)
-	if err != nil {
-		return nil, err
-	}
-	data, _ := os.ReadFile(path)
-	var f keyringFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, err
-	}
-	keys := map[uint32][]byte{}
-	terms := []uint32{}
-	for t, b64 := range f.Keys {
-		term, _ := strconv.ParseUint(t, 10, 32)
-		keys[uint32(term)], _ = base64.StdEncoding.DecodeString(b64)
-		terms = append(terms, uint32(term))
-	}
-	sort.Slice(terms, func(i, j int) bool { return terms[i] < terms[j] })
-	next := old.primary + 1
-	if last := terms[len(terms)-1]; last >= next {
-		next = last + 1
-	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	keys[next] = key
-	return writeKeyring(path, next, keys, os.O_TRUNC)
 }
 
 func writeKeyring(path string, primary uint32, keys map[uint32][]byte, flag int) (*Keyring, error) {

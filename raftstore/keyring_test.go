@@ -57,9 +57,13 @@ func TestKeyringFileRotation(t *testing.T) {
 		t.Fatalf("mode %v", st.Mode().Perm())
 	}
 	old, _ := k1.Seal("c", []byte("old-token"))
-	k2, err := RotateKeyringFile(path)
-	if err != nil {
-		t.Fatal(err)
+	term, err := AddKeyringTerm(path)
+	if err == nil {
+		err = PromoteKeyringTerm(path, term)
+	}
+	k2, err2 := LoadKeyringFile(path)
+	if err != nil || err2 != nil {
+		t.Fatal(err, err2)
 	}
 	if k2.PrimaryTerm() != 2 {
 		t.Fatalf("primary term %d", k2.PrimaryTerm())

@@ -125,6 +125,12 @@ func (s *state) apply(cmd *Command) (ApplyResult, []Change, error) {
 		res, err := s.applyLogin(cmd)
 		return res, nil, err
 	}
+	if cmd.Op == OpResealTokens {
+		// Same plaintext under another key: no audit, no change feed.
+		n, err := s.applyReseal(cmd)
+		res.Count = n
+		return res, nil, err
+	}
 	if isOutboxOp(cmd.Op) {
 		// Publishing bookkeeping, not a change: no audit, no change feed.
 		return res, nil, s.applyOutbox(cmd, s.applying)

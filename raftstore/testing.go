@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 // TestCluster is a reusable in-process cluster harness: n real Stores with
@@ -150,4 +153,28 @@ func (c *TestCluster) Restart(i int) *Store {
 	}
 	c.Nodes[i] = s
 	return s
+}
+
+// AppendTestLogEntry writes one command entry after the last one in the
+// log of a stopped node whose Config.DataDir is dataDir, as a newer leader
+// would have replicated it: how tests feed a node an entry of a format it
+// does not know.
+func AppendTestLogEntry(t testing.TB, dataDir, data string) {
+	t.Helper()
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dataDir, boltFileName)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bolt.Close()
+	last, err := bolt.LastIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := bolt.GetLog(last, &l); err != nil {
+		t.Fatal(err)
+	}
+	if err := bolt.StoreLog(&raft.Log{Index: last + 1, Term: l.Term, Type: raft.LogCommand, Data: []byte(data)}); err != nil {
+		t.Fatal(err)
+	}
 }

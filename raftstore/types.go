@@ -123,6 +123,9 @@ type Command struct {
 	Keys           []string     `json:"keys,omitempty"`           // login-delete
 	Identity       string       `json:"identity,omitempty"`       // login-delete
 
+	// Re-sealing after a keyring rotation (reseal.go).
+	Reseal []ResealItem `json:"reseal,omitempty"` // reseal-tokens
+
 	// Outbox writes (outbox.go).
 	Limit   int        `json:"limit,omitempty"`   // outbox-enable
 	Through *OutboxPos `json:"through,omitempty"` // outbox-ack

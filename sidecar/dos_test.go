@@ -1,7 +1,6 @@
 package sidecar
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tcauth/tcauth/protocol"
+	"github.com/tcauth/tcauth/protocol/prototest"
 )
 
 // These tests are about one caller's bad input costing other callers
@@ -96,7 +96,7 @@ func TestControlPlaneAnswerAboutOneID(t *testing.T) {
 		{"connection dropped", credFault{drop: true}, 503, false, 1, 503, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs prototest.SyncBuffer
 			h := newHarness(t, func(c *Config) {
 				c.FetchTimeout = 300 * time.Millisecond
 				c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -137,24 +137,6 @@ func TestControlPlaneAnswerAboutOneID(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // fromAddr returns an HTTP client whose connections come from the given

@@ -2,12 +2,9 @@ package sidecar
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
-	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,22 +12,9 @@ import (
 	"github.com/tcauth/tcauth/protocol"
 )
 
-// RequestIDHeader carries a request's id: kept from the caller (or the
-// proxy in front) when well formed, else made up; returned on the answer
-// and sent upstream, so that one request can be followed across logs.
-const RequestIDHeader = "X-Request-Id"
-
-var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-
-// requestID returns the request's id from RequestIDHeader, or a new one.
-func requestID(h http.Header) string {
-	if v := h.Get(RequestIDHeader); requestIDPattern.MatchString(v) {
-		return v
-	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+// RequestIDHeader carries a request's id (see protocol.RequestID);
+// returned on the answer and sent upstream.
+const RequestIDHeader = protocol.RequestIDHeader
 
 // reqLog is what the request line says, filled in as the request is
 // authorised (the forward-auth original request, the claimed clientId).
@@ -79,7 +63,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // source, request id, route, outcome and duration. Never a header.
 func (s *Sidecar) serveLogged(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter, *http.Request)) {
 	start := time.Now()
-	id := requestID(r.Header)
+	id := protocol.RequestID(r.Header)
 	r.Header.Set(RequestIDHeader, id)
 	w.Header().Set(RequestIDHeader, id)
 	rl := &reqLog{method: r.Method, uri: r.RequestURI}

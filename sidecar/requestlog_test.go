@@ -6,31 +6,21 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tcauth/tcauth/protocol"
+	"github.com/tcauth/tcauth/protocol/prototest"
 )
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+// lockedBuf collects the JSON log lines of a handler under test.
+type lockedBuf struct{ prototest.SyncBuffer }
 
 func (l *lockedBuf) lines(t *testing.T) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("log line is not JSON: %q", line)
@@ -98,7 +88,7 @@ func TestRequestLogLine(t *testing.T) {
 				if tc.wantStatus == 200 && tc.name == "signed" && a.echo.Header.Get(RequestIDHeader) != id {
 					t.Errorf("upstream got request id %q, want %q", a.echo.Header.Get(RequestIDHeader), id)
 				}
-				raw := buf.b.String()
+				raw := buf.String()
 				if strings.Contains(raw, bewitValue) || strings.Contains(raw, "Hawk ") || strings.Contains(raw, "alice-secret") {
 					t.Errorf("a credential reached the log:\n%s", raw)
 				}

@@ -14,14 +14,7 @@ import (
 // configuration is then started without --check-config: start-up must
 // refuse it with the same problems (one set of checks).
 func TestCheckConfig(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	dir, write := tempWriter(t)
 	badStatic := write("static.json", `[{"clientId": "nostatic", "accessToken": "x"},
 	  {"clientId": "static/a", "accessToken": "short"},
 	  {"clientId": "static/taskcluster/nosuch", "accessToken": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}]`)

@@ -322,7 +322,12 @@ func controlplaneCommand() *cli.Command {
 			}
 			// Every problem at once, the same checks with or without
 			// --check-config (checkconfig.go).
-			if err := loadNodeConfig(c, &o); err != nil || c.Bool("check-config") {
+			err := loadNodeConfig(c, &o)
+			if err != nil && !c.Bool("check-config") {
+				// A refused start is in the log too, as startNode's are.
+				log.Error("control plane not started", "error", err.Error())
+			}
+			if err != nil || c.Bool("check-config") {
 				return configResult(c, err)
 			}
 			n, err := startNode(c.Context, o)

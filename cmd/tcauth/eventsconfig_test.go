@@ -1,22 +1,13 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
 
 func TestLoadEventsConfig(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	dir, write := tempWriter(t)
 	urlFile := write("url", "amqp://tc:hunter2-secret@rabbit.internal:5672/taskcluster\n")
 	ec, err := loadEventsConfig(write("good.yaml", "urlFile: "+urlFile+"\nexchangePrefix: exchange/x/v1/\noutboxLimit: 500\nackInterval: 1s\nconfirmTimeout: 30s\n"))
 	if err != nil {
@@ -26,10 +17,7 @@ func TestLoadEventsConfig(t *testing.T) {
 		ec.AckInterval != time.Second || ec.ConfirmTimeout != 30*time.Second {
 		t.Fatalf("decoded %+v", ec)
 	}
-	if ec, err := loadEventsConfig(""); ec != nil || err != nil {
-		t.Fatalf("no file: %v %v", ec, err)
-	}
-	for name, body := range map[string]string{
+	checkConfigLoader(t, loadEventsConfig, dir, map[string]string{
 		"typo.yaml":         "url: amqp://h/\nackIntervall: 1s\n",
 		"empty.yaml":        "",
 		"no-url.yaml":       "exchangePrefix: x/\n",
@@ -40,11 +28,5 @@ func TestLoadEventsConfig(t *testing.T) {
 		"too-big.yaml":      "url: amqp://h/\noutboxLimit: 100000000\n",
 		"missing-file.yaml": "urlFile: " + filepath.Join(dir, "absent") + "\n",
 		"not-a-map.yaml":    "- url\n",
-	} {
-		p := write(name, body)
-		_, err := loadEventsConfig(p)
-		if err == nil || !strings.Contains(err.Error(), p) || exitCode(err) != 2 || strings.Contains(err.Error(), "hunter2") {
-			t.Errorf("%s: %v (want an input error naming the file, without the password)", name, err)
-		}
-	}
+	}, "hunter2")
 }

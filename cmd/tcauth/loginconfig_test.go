@@ -1,22 +1,12 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
 
 func TestLoadLoginConfig(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	dir, write := tempWriter(t)
 	good := write("good.yaml", `
 publicUrl: https://tc.example.com
 sessionLifetime: 48h
@@ -42,23 +32,11 @@ registeredApps:
 		len(lc.Apps) != 1 || lc.Apps[0].RedirectURIs[0] != "https://tool.example.com/cb" {
 		t.Fatalf("decoded %+v", lc)
 	}
-	if lc, err := loadLoginConfig(""); lc != nil || err != nil {
-		t.Fatalf("no file: %v %v", lc, err)
-	}
-	for name, body := range map[string]string{
+	checkConfigLoader(t, loadLoginConfig, dir, map[string]string{
 		"typo.yaml":          "publicUrl: https://x\nsesionLifetime: 1h\n",
 		"nested-typo.yaml":   "strategies:\n  - type: oidc\n    clientSecretFil: /x\n",
 		"empty.yaml":         "",
 		"bad-duration.yaml":  "sessionLifetime: a week\n",
 		"not-a-mapping.yaml": "- a\n",
-	} {
-		p := write(name, body)
-		_, err := loadLoginConfig(p)
-		if err == nil || !strings.Contains(err.Error(), p) || exitCode(err) != 2 {
-			t.Errorf("%s: %v (want an input error naming the file)", name, err)
-		}
-	}
-	if _, err := loadLoginConfig(filepath.Join(dir, "absent.yaml")); err == nil || exitCode(err) != 2 {
-		t.Errorf("absent file: %v", err)
-	}
+	}, "")
 }

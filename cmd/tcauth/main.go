@@ -34,6 +34,7 @@ func newApp() *cli.App {
 			clientCommand(),
 			roleCommand(),
 			clusterCommand(),
+			keyringCommand(),
 			checkCommand(),
 			httpCommand(),
 			signedURLCommand(),

@@ -17,6 +17,7 @@ import (
 	"github.com/tcauth/tcauth/controlplane/controlplanetest"
 	"github.com/tcauth/tcauth/controlplane/login"
 	"github.com/tcauth/tcauth/protocol"
+	"github.com/tcauth/tcauth/protocol/prototest"
 	"github.com/tcauth/tcauth/protocol/tcclient"
 	"github.com/tcauth/tcauth/raftstore"
 )
@@ -32,7 +33,7 @@ func TestSigninEndToEnd(t *testing.T) {
 	cp := newSigninControlPlane(t)
 	browser := cp.signedInBrowser(t, "alice", "fake-group:devs")
 	var stdout bytes.Buffer
-	stderr := &syncBuffer{}
+	stderr := &prototest.SyncBuffer{}
 	o := signinOptions{RootURL: cp.URL, Scopes: []string{"auth:current-scopes", "queue:create-task:*", "hooks:*"},
 		Expires: "1h", Name: "cli", Timeout: 30 * time.Second, Stdout: &stdout, Stderr: stderr}
 	browserDone := make(chan error, 1)
@@ -65,7 +66,7 @@ func TestSigninEndToEnd(t *testing.T) {
 		t.Errorf("currentScopes of the new client: %q", cur.Scopes)
 	}
 	var out bytes.Buffer
-	check := signinOptions{RootURL: cp.URL, Check: true, Stdout: &out, Stderr: &syncBuffer{},
+	check := signinOptions{RootURL: cp.URL, Check: true, Stdout: &out, Stderr: &prototest.SyncBuffer{},
 		Getenv: func(k string) string { return env[k] }}
 	if err := runSignin(context.Background(), check); err != nil || out.Len() != 0 {
 		t.Errorf("--check with the new credentials in the environment: %v, printed %q", err, out.String())
@@ -81,7 +82,7 @@ func TestSigninEndToEndCheckFails(t *testing.T) {
 	browser := cp.signedInBrowser(t, "alice", "fake-group:devs")
 	var stdout bytes.Buffer
 	o := signinOptions{RootURL: cp.URL, Scopes: []string{"hooks:*"}, Expires: "1h", Name: "cli",
-		Timeout: 30 * time.Second, Stdout: &stdout, Stderr: &syncBuffer{}}
+		Timeout: 30 * time.Second, Stdout: &stdout, Stderr: &prototest.SyncBuffer{}}
 	o.OpenBrowser = func(u string) error { go browser.complete(u); return nil }
 	if err := runSignin(context.Background(), o); err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestSigninEndToEndCheckFails(t *testing.T) {
 	for name, env := range map[string]map[string]string{"no credentials": {}, "wrong token": wrongToken, "no scopes": scopeless} {
 		var out bytes.Buffer
 		opened := false
-		check := signinOptions{RootURL: cp.URL, Check: true, Stdout: &out, Stderr: &syncBuffer{},
+		check := signinOptions{RootURL: cp.URL, Check: true, Stdout: &out, Stderr: &prototest.SyncBuffer{},
 			Getenv: func(k string) string { return env[k] }, OpenBrowser: func(string) error { opened = true; return nil }}
 		err := runSignin(context.Background(), check)
 		if !errors.Is(err, ErrNoScopes) || exitCode(err) != 1 || out.Len() != 0 || opened {

@@ -12,9 +12,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tcauth/tcauth/protocol/prototest"
 )
 
 // TestSigninURLOfficial checks the URL against the official client's
@@ -242,22 +243,9 @@ func TestSigninShellExports(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a polling reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // waitPrintedURL waits until signin has printed its URL on stderr and
 // returns it, with the state inside its callback_url.
-func waitPrintedURL(t *testing.T, stderr *syncBuffer) (string, string) {
+func waitPrintedURL(t *testing.T, stderr *prototest.SyncBuffer) (string, string) {
 	t.Helper()
 	re := regexp.MustCompile(`\n\n  (http\S+)\n\n`)
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
@@ -277,7 +265,7 @@ func waitPrintedURL(t *testing.T, stderr *syncBuffer) (string, string) {
 	return "", ""
 }
 
-func testSigninOptions(stdout io.Writer, stderr *syncBuffer) signinOptions {
+func testSigninOptions(stdout io.Writer, stderr *prototest.SyncBuffer) signinOptions {
 	return signinOptions{RootURL: "https://tc.example.com", Expires: "1d", Name: "cli",
 		Timeout: 10 * time.Second, Stdout: stdout, Stderr: stderr}
 }
@@ -288,7 +276,7 @@ func testSigninOptions(stdout io.Writer, stderr *syncBuffer) signinOptions {
 // appended), then checks the printed lines.
 func TestSigninListener(t *testing.T) {
 	var stdout bytes.Buffer
-	stderr := &syncBuffer{}
+	stderr := &prototest.SyncBuffer{}
 	o := testSigninOptions(&stdout, stderr)
 	var opened string
 	o.OpenBrowser = func(u string) error { opened = u; return errors.New("no browser here") }
@@ -336,7 +324,7 @@ func TestSigninListener(t *testing.T) {
 func TestSigninTimeout(t *testing.T) {
 	var stdout bytes.Buffer
 	for _, headless := range []bool{false, true} {
-		stderr := &syncBuffer{}
+		stderr := &prototest.SyncBuffer{}
 		o := testSigninOptions(&stdout, stderr)
 		o.Timeout, o.Headless = 100*time.Millisecond, headless
 		o.Stdin, _ = io.Pipe() // never written
@@ -358,7 +346,7 @@ func TestSigninTimeout(t *testing.T) {
 // is this run's callback (a wrong state and garbage get another chance).
 func TestSigninHeadless(t *testing.T) {
 	var stdout bytes.Buffer
-	stderr := &syncBuffer{}
+	stderr := &prototest.SyncBuffer{}
 	o := testSigninOptions(&stdout, stderr)
 	o.Headless, o.CSH = true, true
 	o.OpenBrowser = func(string) error { t.Error("headless opened a browser"); return nil }
@@ -412,7 +400,7 @@ func TestSigninBadInput(t *testing.T) {
 		{"empty expires", func(o *signinOptions) { o.Expires = "" }},
 		{"bad port", func(o *signinOptions) { o.Port = 70000 }},
 	} {
-		o := testSigninOptions(io.Discard, &syncBuffer{})
+		o := testSigninOptions(io.Discard, &prototest.SyncBuffer{})
 		tc.edit(&o)
 		if err := runSignin(context.Background(), o); exitCode(err) != 2 {
 			t.Errorf("%s: %v (exit %d), want bad input", tc.name, err, exitCode(err))

@@ -1,12 +1,11 @@
 package events
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/raftstore"
 )
 
@@ -48,7 +47,8 @@ func Build(prefix string, ev raftstore.OutboxEvent) (Message, error) {
 	default:
 		return Message{}, fmt.Errorf("events: unknown event action %q", ev.Action)
 	}
-	id, err := marshalString(ev.ID)
+	// As JSON.stringify: role ids often contain <..>, left unescaped.
+	id, err := protocol.Marshal(ev.ID)
 	if err != nil {
 		return Message{}, err
 	}
@@ -68,16 +68,4 @@ func Build(prefix string, ev raftstore.OutboxEvent) (Message, error) {
 			Body:            body,
 		},
 	}, nil
-}
-
-// marshalString encodes s as JSON.stringify does: without the HTML
-// escapes (\u003c for <, …) of json.Marshal, which role ids may contain.
-func marshalString(s string) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(s); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

@@ -121,7 +121,7 @@ func testInOrder(t *testing.T, b *rabbitmqtest.Broker, prefix string) {
 	if n := len(out.ackList()); n == 0 || n > int(elapsed/ackInterval)+2 {
 		t.Errorf("%d AckOutbox calls for %d messages in %s (ackInterval %s)", n, len(want), elapsed, ackInterval)
 	}
-	if logs.count("cannot be published") != 1 {
+	if logs.Count("cannot be published") != 1 {
 		t.Errorf("the skipped event was not logged once:\n%s", logs)
 	}
 }
@@ -148,7 +148,7 @@ func testOutage(t *testing.T, b *rabbitmqtest.Broker, prefix string) {
 		t.Fatal(err)
 	}
 	t.Logf("%d messages, %d delivered twice (the consumer's unacknowledged ones at the shutdown)", len(want), dups)
-	if logs.count("the broker is unreachable") != 1 || logs.count("reachable again") != 1 {
+	if logs.Count("the broker is unreachable") != 1 || logs.Count("reachable again") != 1 {
 		t.Errorf("outage not logged once at start and end:\n%s", logs)
 	}
 	if strings.Contains(logs.String(), b.Password) {

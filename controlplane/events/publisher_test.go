@@ -1,7 +1,6 @@
 package events
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,34 +12,15 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/tcauth/tcauth/protocol/prototest"
 	"github.com/tcauth/tcauth/raftstore"
 )
 
-// syncBuffer is a log sink safe for the publisher's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) count(sub string) int { return strings.Count(s.String(), sub) }
-
 // runPublisher runs a publisher over out until the returned stop is called
 // (or the test ends).
-func runPublisher(t *testing.T, cfg Config, out Outbox) (*Publisher, *syncBuffer, func()) {
+func runPublisher(t *testing.T, cfg Config, out Outbox) (*Publisher, *prototest.SyncBuffer, func()) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &prototest.SyncBuffer{}
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	p, err := New(cfg, out)
 	if err != nil {
@@ -97,7 +77,7 @@ func TestPublisherBrokerDown(t *testing.T) {
 	if got := out.enables; len(got) != 1 || got[0] != 50 {
 		t.Errorf("EnableOutbox calls %v, want [50]", got)
 	}
-	if n := logs.count("the broker is unreachable"); n != 1 {
+	if n := logs.Count("the broker is unreachable"); n != 1 {
 		t.Errorf("outage logged %d times, want once:\n%s", n, logs)
 	}
 	if strings.Contains(logs.String(), "pw-very-secret") {
@@ -154,7 +134,7 @@ func TestPublisherEnablesOnlyWhenNeeded(t *testing.T) {
 // The outbox filling up is logged once (with counts), and once again when
 // it has room.
 func TestWatchFullLogsOnce(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &prototest.SyncBuffer{}
 	p, err := New(Config{URL: "amqp://h/", Logger: slog.New(slog.NewJSONHandler(logs, nil))}, newFakeOutbox())
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +155,7 @@ func TestWatchFullLogsOnce(t *testing.T) {
 	} {
 		st.Pending, st.Dropped = step.pending, step.dropped
 		p.watchFull(st)
-		if logs.count("outbox is full") != step.full || logs.count("has room again") != step.room {
+		if logs.Count("outbox is full") != step.full || logs.Count("has room again") != step.room {
 			t.Fatalf("after %+v: logs\n%s", step, logs)
 		}
 		if step.wantDroppedText != "" && !strings.Contains(logs.String(), step.wantDroppedText) {

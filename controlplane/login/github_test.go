@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tcauth/tcauth/controlplane/controlplanetest/fakegithub"
 )
 
 // fakeGitHubAPI is a fake of GitHub's OAuth endpoints and the REST calls
@@ -206,38 +208,14 @@ func (f *fakeGitHubAPI) serveMemberships(w http.ResponseWriter, r *http.Request,
 	f.page(w, r, items)
 }
 
-// page serves one page as GitHub does: per_page (default 30, max 100),
-// page (from 1), and a Link header with next/last/first/prev.
+// page serves one page as GitHub does (fakegithub.WritePage), its links
+// to linkHost when set.
 func (f *fakeGitHubAPI) page(w http.ResponseWriter, r *http.Request, items []any) {
-	q := r.URL.Query()
-	per, _ := strconv.Atoi(q.Get("per_page"))
-	if per <= 0 {
-		per = 30
+	host := f.srv.URL
+	if f.linkHost != "" {
+		host = f.linkHost
 	}
-	per = min(per, 100)
-	pg, _ := strconv.Atoi(q.Get("page"))
-	pg = max(pg, 1)
-	last := max((len(items)+per-1)/per, 1)
-	link := func(p int, rel string) string {
-		q.Set("page", strconv.Itoa(p))
-		host := f.srv.URL
-		if f.linkHost != "" {
-			host = f.linkHost
-		}
-		return fmt.Sprintf(`<%s%s?%s>; rel="%s"`, host, r.URL.Path, q.Encode(), rel)
-	}
-	var links []string
-	if pg < last {
-		links = append(links, link(pg+1, "next"), link(last, "last"))
-	}
-	if pg > 1 {
-		links = append(links, link(1, "first"), link(pg-1, "prev"))
-	}
-	if len(links) > 0 {
-		w.Header().Set("Link", strings.Join(links, ", "))
-	}
-	lo, hi := min((pg-1)*per, len(items)), min(pg*per, len(items))
-	writeGHJSON(w, append([]any{}, items[lo:hi]...))
+	fakegithub.WritePage(w, r, host, items, 0)
 }
 
 func (f *fakeGitHubAPI) serveCheckToken(w http.ResponseWriter, r *http.Request, _ *fakeGHAccount) {

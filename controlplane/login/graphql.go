@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/tcauth/tcauth/protocol"
 )
 
 // POST /graphql serves the two queries of Taskcluster web-server's GraphQL
@@ -122,7 +124,7 @@ func writeGraphQL(w http.ResponseWriter, status int, errs []gqlError, data gqlOb
 	var b bytes.Buffer
 	b.WriteByte('{')
 	if len(errs) > 0 {
-		eb, _ := jsMarshal(errs)
+		eb, _ := protocol.Marshal(errs)
 		b.WriteString(`"errors":`)
 		b.Write(eb)
 	}
@@ -130,7 +132,7 @@ func writeGraphQL(w http.ResponseWriter, status int, errs []gqlError, data gqlOb
 		if len(errs) > 0 {
 			b.WriteByte(',')
 		}
-		db, _ := jsMarshal(data)
+		db, _ := protocol.Marshal(data)
 		b.WriteString(`"data":`)
 		b.Write(db)
 	}
@@ -139,18 +141,6 @@ func writeGraphQL(w http.ResponseWriter, status int, errs []gqlError, data gqlOb
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	w.Write(b.Bytes())
-}
-
-// jsMarshal is json.Marshal without HTML escaping, as JSON.stringify
-// (the answer is application/json with nosniff, never HTML).
-func jsMarshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // gqlObject is a JSON object that keeps the query's field order.
@@ -168,8 +158,8 @@ func (o gqlObject) MarshalJSON() ([]byte, error) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		k, _ := jsMarshal(m.key)
-		v, err := jsMarshal(m.val)
+		k, _ := protocol.Marshal(m.key)
+		v, err := protocol.Marshal(m.val)
 		if err != nil {
 			return nil, err
 		}

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tcauth/tcauth/protocol"
 )
 
 // Cookies and lifetimes of browser sign-in.
@@ -96,7 +98,7 @@ func flowCookieName(state string) string { return flowCookiePrefix + KeyOf(state
 // full of characters JSON escapes): refused at the start rather than set
 // as a cookie that openFlow would refuse at the callback.
 func (s *Service) sealFlow(f flow) (string, error) {
-	b, err := jsMarshal(f)
+	b, err := protocol.Marshal(f)
 	if err != nil {
 		return "", err
 	}

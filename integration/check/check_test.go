@@ -5,15 +5,12 @@
 package check
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -177,31 +174,7 @@ func startDev(t *testing.T, bin string) (root, token, sidecar string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() })
-	banner := make(chan string, 1)
-	go func() {
-		var b strings.Builder
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			b.WriteString(s.Text() + "\n")
-			if strings.Contains(s.Text(), "Ctrl-C stops it") {
-				break
-			}
-		}
-		banner <- b.String()
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	var text string
-	select {
-	case text = <-banner:
-	case <-time.After(60 * time.Second):
-		t.Fatal("no banner from tcauth dev within 60 s")
-	}
-	find := func(re string) string {
-		m := regexp.MustCompile(re).FindStringSubmatch(text)
-		if m == nil {
-			t.Fatalf("banner lacks %s:\n%s", re, text)
-		}
-		return m[1]
-	}
+	text := harness.DevBanner(t, stdout, nil)
+	find := func(re string) string { t.Helper(); return harness.BannerField(t, text, re) }
 	return find(`TASKCLUSTER_ROOT_URL=(\S+)`), find(`TASKCLUSTER_ACCESS_TOKEN=(\S+)`), find(`notes example\s+(http://\S+)`)
 }

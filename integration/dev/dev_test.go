@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -46,34 +45,8 @@ func TestDev(t *testing.T) {
 		}
 	})
 
-	// Read the banner up to its last line.
-	banner := make(chan string, 1)
-	go func() {
-		var b strings.Builder
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			b.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "Ctrl-C stops it") {
-				break
-			}
-		}
-		banner <- b.String()
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	var text string
-	select {
-	case text = <-banner:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("no banner within 60 s\n%s", stderr.String())
-	}
-	find := func(re string) string {
-		t.Helper()
-		m := regexp.MustCompile(re).FindStringSubmatch(text)
-		if m == nil {
-			t.Fatalf("banner lacks %s:\n%s", re, text)
-		}
-		return m[1]
-	}
+	text := harness.DevBanner(t, stdout, stderr.String)
+	find := func(re string) string { t.Helper(); return harness.BannerField(t, text, re) }
 	root := find(`TASKCLUSTER_ROOT_URL=(\S+)`)
 	rootTok := find(`TASKCLUSTER_ACCESS_TOKEN=(\S+)`)
 	sidecar := find(`notes example\s+(http://\S+)`)

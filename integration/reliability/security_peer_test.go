@@ -125,6 +125,7 @@ func peerOnlyRows(t *testing.T, _ *securityEnv) []hostile {
 		{"cluster transfer-leadership", "POST", "/tcauth/cluster/transfer-leadership", ""},
 		{"cluster snapshot save", "GET", "/tcauth/cluster/snapshot", ""},
 		{"cluster snapshot restore", "PUT", "/tcauth/cluster/snapshot", "garbage"},
+		{"keyring reseal", "POST", "/tcauth/keyring/reseal", ""},
 	}
 	for _, w := range writes {
 		for _, h := range forged[:2] {

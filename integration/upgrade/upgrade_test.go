@@ -10,24 +10,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-
 	"github.com/tcauth/tcauth/integration/harness"
 	"github.com/tcauth/tcauth/protocol"
-	"github.com/tcauth/tcauth/protocol/tcclient"
+	"github.com/tcauth/tcauth/raftstore"
 )
 
 // prevBin is the previous release's binary, or the test skips (fails
@@ -90,145 +84,10 @@ func metric(n *harness.Node, name string) float64 {
 	return -1
 }
 
-// load is a writer creating clients and readers authenticating with them
-// (and with a fixed client) against the nodes in service, as callers
-// behind a load balancer that follows readyz: a node leaves the set
-// before it is stopped and comes back once ready.
-type load struct {
-	c   *harness.Cluster
-	mu  sync.Mutex
-	up  map[int]bool
-	ack map[string]string // acknowledged clientId → accessToken
-	// usable are acknowledged clients in order, with when: readers use
-	// those older than settle only. A follower that is caught up is still
-	// replication lag behind (raftstore/DESIGN.md "Caught up"), in either
-	// release, so a client used within milliseconds of its creation can
-	// be unknown there; that is not what this test is about.
-	usable []usableClient
-
-	refused, failed, auths, writes atomic.Int64
-	msgs                           chan string
-}
-
-type usableClient struct {
-	creds protocol.Credentials
-	at    time.Time
-}
-
-const settle = time.Second
-
-// mixedPeriod is how long the load runs after each step of the upgrade.
+// mixedPeriod is how long the load (harness.Load: a writer and
+// authenticating readers against the nodes in service) runs after each
+// step of the upgrade.
 const mixedPeriod = 3 * time.Second
-
-func (l *load) setUp(i int, on bool) { l.mu.Lock(); l.up[i] = on; l.mu.Unlock() }
-
-func (l *load) pick() []int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var ids []int
-	for i, on := range l.up {
-		if on {
-			ids = append(ids, i)
-		}
-	}
-	rand.Shuffle(len(ids), func(a, b int) { ids[a], ids[b] = ids[b], ids[a] })
-	return ids
-}
-
-func (l *load) note(format string, args ...any) {
-	select {
-	case l.msgs <- fmt.Sprintf(format, args...):
-	default:
-	}
-}
-
-func (l *load) write(ctx context.Context, seq int) {
-	id := fmt.Sprintf("upgrade/w-%d", seq)
-	body := map[string]any{"description": "rolling upgrade", "expires": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
-		"scopes": []string{"auth:current-scopes", "upgrade:" + strconv.Itoa(seq)}}
-	for _, i := range l.pick() {
-		var out struct{ AccessToken string }
-		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := l.c.Client(i, nil).Do(cctx, http.MethodPut, "/clients/"+url.PathEscape(id), nil, body, &out)
-		cancel()
-		if err == nil {
-			l.mu.Lock()
-			l.ack[id] = out.AccessToken
-			l.usable = append(l.usable, usableClient{protocol.Credentials{ClientID: id, AccessToken: out.AccessToken}, time.Now()})
-			l.mu.Unlock()
-			l.writes.Add(1)
-			return
-		}
-		var apiErr *tcclient.Error
-		// Only "not applied" is safe to send again; anything else may
-		// have committed: that id is abandoned (never counted as acknowledged).
-		if !errors.As(err, &apiErr) || apiErr.Header.Get("X-Tcauth-Not-Applied") != "true" {
-			return
-		}
-	}
-}
-
-// auth is one caller: it tries up to three nodes in service; refused
-// (401/403) is a refused valid caller, no answer anywhere a failed one.
-func (l *load) auth(ctx context.Context, creds *protocol.Credentials) {
-	ids := l.pick()
-	if len(ids) > 3 {
-		ids = ids[:3]
-	}
-	for _, i := range ids {
-		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := l.c.Client(i, creds).Do(cctx, http.MethodGet, "/scopes/current", nil, nil, nil)
-		cancel()
-		if err == nil {
-			l.auths.Add(1)
-			return
-		}
-		var apiErr *tcclient.Error
-		if errors.As(err, &apiErr) && (apiErr.StatusCode == 401 || apiErr.StatusCode == 403) {
-			l.refused.Add(1)
-			l.note("%s %s refused by %s: %v", time.Now().Format(time.RFC3339Nano), creds.ClientID, l.c.Nodes[i].ID, err)
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-	}
-	l.failed.Add(1)
-	l.note("%s: no node answered", creds.ClientID)
-}
-
-func (l *load) run(ctx context.Context, reader *protocol.Credentials) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for seq := 0; ctx.Err() == nil; seq++ {
-			l.write(ctx, seq)
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
-	for r := 0; r < 3; r++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				creds := reader
-				l.mu.Lock()
-				n := len(l.usable)
-				for n > 0 && time.Since(l.usable[n-1].at) < settle {
-					n--
-				}
-				if n > 0 && rand.IntN(4) != 0 { // mostly a random written client
-					creds = &l.usable[rand.IntN(n)].creds
-				}
-				l.mu.Unlock()
-				l.auth(ctx, creds)
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
-	}
-	return &wg
-}
 
 // TestRollingUpgrade: a three-node cluster of the previous release, under
 // a writer and authenticating readers, is upgraded one node at a time
@@ -261,16 +120,16 @@ func TestRollingUpgrade(t *testing.T) {
 		waitReady(t, n)
 	}
 	reader := createClient(t, c, "upgrade/reader")
-	for i := range c.Nodes { // known everywhere before anyone uses it (see settle)
+	for i := range c.Nodes { // known everywhere before anyone uses it (see harness.LoadSettle)
 		if err := harness.Eventually(30*time.Second, func() error {
 			return c.Client(i, nil).Do(context.Background(), http.MethodGet, "/clients/"+url.PathEscape(reader.ClientID), nil, nil, nil)
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	l := &load{c: c, up: map[int]bool{0: true, 1: true, 2: true}, ack: map[string]string{}, msgs: make(chan string, 20)}
+	l := harness.NewLoad(c, "upgrade/", reader)
 	ctx, stop := context.WithCancel(context.Background())
-	wg := l.run(ctx, reader)
+	wg := l.Run(ctx)
 	defer func() { stop(); wg.Wait() }()
 	time.Sleep(2 * time.Second)
 
@@ -290,22 +149,22 @@ func TestRollingUpgrade(t *testing.T) {
 	order = append(order, leader)
 	for step, i := range order {
 		n := c.Nodes[i]
-		l.setUp(i, false)
+		l.SetUp(i, false)
 		n.Stop()
 		runAs(t, c, n, base[n.ID], cur, "--events-config", events)
 		waitReady(t, n)
-		l.setUp(i, true)
+		l.SetUp(i, true)
 		t.Logf("%s upgraded after %s (step %d)", n.ID, time.Since(start).Round(time.Second), step+1)
 		time.Sleep(mixedPeriod) // the load runs against the mixed cluster
 		if step == len(order)-2 {
 			// Two of this release, one of the previous (the leader): move
 			// leadership to this release with a plain restart of the old one.
 			old := c.Nodes[order[len(order)-1]]
-			l.setUp(order[len(order)-1], false)
+			l.SetUp(order[len(order)-1], false)
 			old.Stop()
 			runAs(t, c, old, base[old.ID], prev)
 			waitReady(t, old)
-			l.setUp(order[len(order)-1], true)
+			l.SetUp(order[len(order)-1], true)
 			lead, err := c.Leader(30 * time.Second)
 			if err != nil {
 				t.Fatal(err)
@@ -355,19 +214,8 @@ func TestRollingUpgrade(t *testing.T) {
 	time.Sleep(time.Second)
 	stop()
 	wg.Wait()
-	close(l.msgs)
-	for m := range l.msgs {
-		t.Log(m)
-	}
-	t.Logf("load: %d acknowledged writes, %d authentications, %d refused, %d unanswered",
-		l.writes.Load(), l.auths.Load(), l.refused.Load(), l.failed.Load())
-	if l.refused.Load() != 0 || l.failed.Load() != 0 {
-		t.Fatalf("%d valid callers refused and %d unanswered during the upgrade", l.refused.Load(), l.failed.Load())
-	}
-	if l.writes.Load() < 20 || l.auths.Load() < 50 {
-		t.Fatalf("too little load to mean anything: %d writes, %d authentications", l.writes.Load(), l.auths.Load())
-	}
-	checkAcknowledged(t, c, l.ack)
+	l.Report(t, 20, 50)
+	c.CheckAcknowledged(t, l.Acknowledged())
 
 	// The previous release on an upgraded data directory refuses to start
 	// (its newest snapshot is of version 2) rather than misapply the log.
@@ -401,7 +249,7 @@ func TestNewerFormatRefusedAtStart(t *testing.T) {
 	waitReady(t, n)
 	createClient(t, c, "upgrade/before")
 	n.Stop()
-	appendEntry(t, filepath.Join(n.Dir, "raft", "raft.db"), `{"op":"set-node-meta","nodeId":"n1","meta":{},"v":99}`)
+	raftstore.AppendTestLogEntry(t, filepath.Join(n.Dir, "raft"), `{"op":"set-node-meta","nodeId":"n1","meta":{},"v":99}`)
 	if err := n.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -436,37 +284,6 @@ func createClient(t *testing.T, c *harness.Cluster, id string) *protocol.Credent
 	return &protocol.Credentials{ClientID: id, AccessToken: out.AccessToken}
 }
 
-// checkAcknowledged: every acknowledged client is in every node's state.
-func checkAcknowledged(t *testing.T, c *harness.Cluster, ack map[string]string) {
-	t.Helper()
-	for i, n := range c.Nodes {
-		var missing []string
-		err := harness.Eventually(30*time.Second, func() error {
-			st, err := c.State(i)
-			if err != nil {
-				return err
-			}
-			have := map[string]bool{}
-			for _, id := range st.Clients {
-				have[id] = true
-			}
-			missing = missing[:0]
-			for id := range ack {
-				if !have[id] {
-					missing = append(missing, id)
-				}
-			}
-			if len(missing) > 0 {
-				return fmt.Errorf("%s lacks %d of %d acknowledged clients, e.g. %s", n.ID, len(missing), len(ack), missing[0])
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func leaderOf(t *testing.T, c *harness.Cluster) int {
 	t.Helper()
 	i, err := c.Leader(30 * time.Second)
@@ -474,28 +291,6 @@ func leaderOf(t *testing.T, c *harness.Cluster) int {
 		t.Fatal(err)
 	}
 	return i
-}
-
-// appendEntry writes one command entry after the last one of a stopped
-// node's log, as a newer leader would have replicated it.
-func appendEntry(t *testing.T, path, data string) {
-	t.Helper()
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bolt.Close()
-	last, err := bolt.LastIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var l raft.Log
-	if err := bolt.GetLog(last, &l); err != nil {
-		t.Fatal(err)
-	}
-	if err := bolt.StoreLog(&raft.Log{Index: last + 1, Term: l.Term, Type: raft.LogCommand, Data: []byte(data)}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func tail(log string) string {

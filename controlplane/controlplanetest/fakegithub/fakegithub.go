@@ -331,18 +331,27 @@ func (f *FakeGitHub) memberships(w http.ResponseWriter, r *http.Request, u *fake
 	f.paginate(w, r, all)
 }
 
-// paginate answers one page of all with GitHub's Link header (RFC 8288):
-// page/per_page query parameters, per_page default 30 and at most 100.
+// paginate answers one page of all, PageCap applied.
 func (f *FakeGitHub) paginate(w http.ResponseWriter, r *http.Request, all []any) {
+	f.mu.Lock()
+	limit := f.PageCap
+	f.mu.Unlock()
+	WritePage(w, r, f.URL, all, limit)
+}
+
+// WritePage answers one page of all as GitHub does: page (from 1) and
+// per_page (default 30, at most 100, and at most limit when that is
+// positive) query parameters, and a Link header (RFC 8288) with
+// next/last/first/prev links to host (scheme and authority) and the
+// request's path.
+func WritePage(w http.ResponseWriter, r *http.Request, host string, all []any, limit int) {
 	per, page := 30, 1
 	if n, err := strconv.Atoi(r.URL.Query().Get("per_page")); err == nil && n > 0 {
 		per = min(n, 100)
 	}
-	f.mu.Lock()
-	if f.PageCap > 0 {
-		per = min(per, f.PageCap)
+	if limit > 0 {
+		per = min(per, limit)
 	}
-	f.mu.Unlock()
 	if n, err := strconv.Atoi(r.URL.Query().Get("page")); err == nil && n > 0 {
 		page = n
 	}
@@ -351,7 +360,7 @@ func (f *FakeGitHub) paginate(w http.ResponseWriter, r *http.Request, all []any)
 		q := r.URL.Query()
 		q.Set("page", strconv.Itoa(p))
 		q.Set("per_page", strconv.Itoa(per))
-		return fmt.Sprintf(`<%s%s?%s>; rel="%s"`, f.URL, r.URL.Path, q.Encode(), rel)
+		return fmt.Sprintf(`<%s%s?%s>; rel="%s"`, host, r.URL.Path, q.Encode(), rel)
 	}
 	var links []string
 	if page < last {

@@ -34,20 +34,36 @@ func Need(t testing.TB, env, hint string) string {
 // FreePorts returns n distinct loopback ports that were free a moment ago.
 func FreePorts(t testing.TB, n int) []string {
 	t.Helper()
-	var ports []string
+	nums, err := FreePortNumbers(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := make([]string, len(nums))
+	for i, p := range nums {
+		ports[i] = fmt.Sprint(p)
+	}
+	return ports
+}
+
+// FreePortNumbers is FreePorts for code that has no testing.TB at hand.
+// The listeners are held until all n are found, so the ports are distinct.
+func FreePortNumbers(n int) ([]int, error) {
+	var ports []int
 	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		ls = append(ls, l)
-		ports = append(ports, fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
+	return ports, nil
 }
 
 // Run starts cmd with its output in a log file; the process is killed

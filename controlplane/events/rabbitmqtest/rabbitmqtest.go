@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +25,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/tcauth/tcauth/controlplane/controlplanetest/peers"
 )
 
 // debianServer is the real start script. /usr/sbin/rabbitmq-server is,
@@ -101,7 +102,7 @@ func New(bin, dir string) (*Broker, error) {
 	}
 	b := &Broker{Bin: bin, Dir: dir, User: "tcauth", Password: hex.EncodeToString(pw),
 		Node: fmt.Sprintf("tcauth-test-%d-%d@localhost", os.Getpid(), seq.Add(1)), LogPath: filepath.Join(dir, "rabbitmq.log")}
-	ports, err := freePorts(3)
+	ports, err := peers.FreePortNumbers(3)
 	if err != nil {
 		return nil, err
 	}
@@ -232,26 +233,6 @@ func tail(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
-}
-
-// freePorts returns n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // DumpLogOnFailure prints the broker's log tail when t fails.
