@@ -147,7 +147,9 @@ test-unit: deps
 	TCAUTH_REQUIRE_PEERS=1 TCAUTH_AZURITE=$(AZURITE) TCAUTH_MINIO=$(MINIO) TCAUTH_RABBITMQ=$(RABBITMQ) $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration/)
 
 test-integration: build deps deps-prev-release
-	TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_PREV_BIN=$(PREV_RELEASE_BIN) TCAUTH_PREV_MISSING="$$(cat $(PREV_RELEASE_BIN).missing 2>/dev/null)" TCAUTH_OIDC_EXAMPLE=$(OIDC_EXAMPLE) TCAUTH_BROWSER=$(HEADLESS_CHROMIUM) TCAUTH_RABBITMQ=$(RABBITMQ) TCAUTH_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 15m $$($(GO) list ./integration/... | grep -v /reliability)
+	@rm -rf bin/summaries
+	TCAUTH_SUMMARY_DIR=$(CURDIR)/bin/summaries TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_PREV_BIN=$(PREV_RELEASE_BIN) TCAUTH_PREV_MISSING="$$(cat $(PREV_RELEASE_BIN).missing 2>/dev/null)" TCAUTH_OIDC_EXAMPLE=$(OIDC_EXAMPLE) TCAUTH_BROWSER=$(HEADLESS_CHROMIUM) TCAUTH_RABBITMQ=$(RABBITMQ) TCAUTH_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 15m $$($(GO) list ./integration/... | grep -v /reliability); status=$$?; \
+		echo; echo "integration figures"; cat bin/summaries/summary.txt 2>/dev/null || echo "(none recorded)"; exit $$status
 
 ## test-reliability: fault injection in network namespaces (root), the
 ## linearizability check and the security table; ends with a summary table.

@@ -39,7 +39,8 @@ type Config struct {
 	AckInterval time.Duration `yaml:"ackInterval"`
 	// ConfirmTimeout is how long a publish may wait for the broker's
 	// confirmation before the connection is considered broken and
-	// re-established. Default 10s.
+	// re-established. Default 30s (a broker recovering its queues after a
+	// restart can take several seconds to confirm on a busy host).
 	ConfirmTimeout time.Duration `yaml:"confirmTimeout"`
 	// Window is the number of messages in flight (published, not yet
 	// confirmed). Default 256.
@@ -60,7 +61,7 @@ type Config struct {
 const (
 	DefaultExchangePrefix = "exchange/taskcluster-auth/v1/"
 	DefaultAckInterval    = 200 * time.Millisecond
-	DefaultConfirmTimeout = 10 * time.Second
+	DefaultConfirmTimeout = 30 * time.Second
 	DefaultWindow         = 256
 	DefaultMinBackoff     = 100 * time.Millisecond
 	DefaultMaxBackoff     = 10 * time.Second

@@ -59,13 +59,19 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) (progres
 
 	next := p.startPos()
 	var inflight []flight
+	// Slow start: one message in flight until the broker confirms one on
+	// this connection. A broker that has just come back can take longer
+	// than ConfirmTimeout to confirm its first message (it is recovering
+	// its queues); the timeout then sends one message again, not a whole
+	// window of messages it may well have taken.
+	window := 1
 	for {
 		if ctx.Err() != nil {
 			return progressed, ctx.Err()
 		}
-		if len(inflight) < p.cfg.Window {
+		if len(inflight) < window {
 			var sent []flight
-			sent, next, err = p.publishAfter(ctx, ch, next, p.cfg.Window-len(inflight))
+			sent, next, err = p.publishAfter(ctx, ch, next, window-len(inflight))
 			inflight = append(inflight, sent...)
 			if err != nil {
 				return progressed, err
@@ -74,6 +80,9 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) (progres
 		var n int
 		n, err = p.wait(ctx, inflight, connClosed, chClosed, wake, tick.C)
 		inflight = inflight[n:]
+		if n > 0 {
+			window = p.cfg.Window
+		}
 		progressed = progressed || n > 0
 		if err != nil {
 			return progressed, err

@@ -252,7 +252,7 @@ func (l *Load) Report(t testing.TB, minWrites, minAuths int64) {
 	for m := range l.Msgs {
 		t.Log(m)
 	}
-	t.Logf("load: %d acknowledged writes, %d resets, %d authentications, %d refused, %d unanswered",
+	Summary(t, "load: %d acknowledged writes, %d resets, %d authentications, %d refused, %d unanswered",
 		l.Writes.Load(), l.Resets.Load(), l.Auths.Load(), l.Refused.Load(), l.Failed.Load())
 	if l.Refused.Load() != 0 || l.Failed.Load() != 0 {
 		t.Fatalf("%d valid callers refused and %d unanswered", l.Refused.Load(), l.Failed.Load())
