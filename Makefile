@@ -170,13 +170,14 @@ test-reliability: build deps-net
 ## `go test` replays them (with the f.Add seeds) as regression tests.
 ## Go 1.26's fuzz coordinator can end a run with a bare "context deadline
 ## exceeded" on a loaded machine (golang/go#75804, fixed in 1.27): such a
-## run, with no failing input written, is retried once; anything else fails.
+## run, with no failing input written, is retried (up to three runs in
+## all); anything else fails.
 FUZZ_LONG       ?= 45s
 FUZZ_LONG_COUNT ?= 3
 FUZZ_ROTATE     ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || date +%Y%j)
 
 fuzz:
-	@set -e; start=$$(date +%s); targets=$$(for dir in $$($(GO) list -f '{{.Dir}}' ./... ); do 			for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do 				echo "$$dir:$$t"; done; done); 	n=$$(echo "$$targets" | wc -l); first=$$(( $$(printf '%s' '$(FUZZ_ROTATE)' | cksum | cut -d' ' -f1) % n )); 	long=$$(echo "$$targets" | awk -v f=$$first -v c=$(FUZZ_LONG_COUNT) -v n=$$n '(NR-1-f+n)%n < c'); 	echo "fuzz: $$n targets, $(FUZZTIME) each; long run ($(FUZZ_LONG)) for:" $$(echo "$$long" | sed 's/.*://') "(FUZZ_ROTATE=$(FUZZ_ROTATE))"; 	for spec in $$targets; do 		dir=$${spec%:*}; t=$${spec##*:}; fuzztime=$(FUZZTIME); 		if echo "$$long" | grep -qxF "$$spec"; then fuzztime=$(FUZZ_LONG); fi; 		for attempt in 1 2; do 			echo "fuzz $$t in $${dir#$(CURDIR)/} for $$fuzztime"; 			if $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$$fuzztime $$dir >/tmp/tcauth-fuzz.log 2>&1; then break; fi; 			if [ $$attempt = 1 ] && grep -q 'context deadline exceeded' /tmp/tcauth-fuzz.log && ! grep -q 'Failing input written' /tmp/tcauth-fuzz.log; then 				echo "  coordinator deadline race (golang/go#75804), no failing input: retrying once"; continue; fi; 			cat /tmp/tcauth-fuzz.log; exit 1; 		done; 	done; 	echo "fuzz: $$n targets in $$(( $$(date +%s) - start )) s"
+	@set -e; start=$$(date +%s); targets=$$(for dir in $$($(GO) list -f '{{.Dir}}' ./... ); do 			for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do 				echo "$$dir:$$t"; done; done); 	n=$$(echo "$$targets" | wc -l); first=$$(( $$(printf '%s' '$(FUZZ_ROTATE)' | cksum | cut -d' ' -f1) % n )); 	long=$$(echo "$$targets" | awk -v f=$$first -v c=$(FUZZ_LONG_COUNT) -v n=$$n '(NR-1-f+n)%n < c'); 	echo "fuzz: $$n targets, $(FUZZTIME) each; long run ($(FUZZ_LONG)) for:" $$(echo "$$long" | sed 's/.*://') "(FUZZ_ROTATE=$(FUZZ_ROTATE))"; 	for spec in $$targets; do 		dir=$${spec%:*}; t=$${spec##*:}; fuzztime=$(FUZZTIME); 		if echo "$$long" | grep -qxF "$$spec"; then fuzztime=$(FUZZ_LONG); fi; 		for attempt in 1 2 3; do 			echo "fuzz $$t in $${dir#$(CURDIR)/} for $$fuzztime"; 			if $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$$fuzztime $$dir >/tmp/tcauth-fuzz.log 2>&1; then break; fi; 			if [ $$attempt -lt 3 ] && grep -q 'context deadline exceeded' /tmp/tcauth-fuzz.log && ! grep -q 'Failing input written' /tmp/tcauth-fuzz.log; then 				echo "  coordinator deadline race (golang/go#75804), no failing input: retrying"; continue; fi; 			cat /tmp/tcauth-fuzz.log; exit 1; 		done; 	done; 	echo "fuzz: $$n targets in $$(( $$(date +%s) - start )) s"
 
 ## bench: every benchmark, one run, figures side by side.
 bench:
