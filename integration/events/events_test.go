@@ -7,7 +7,6 @@
 package events
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -84,23 +83,6 @@ func (w *writer) run(ctx context.Context) {
 	}
 }
 
-// metric reads one unlabelled series from a node's /metrics.
-func metric(n *harness.Node, name string) (float64, error) {
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(n.URL() + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
-	}
-	return 0, fmt.Errorf("%s: no %s", n.ID, name)
-}
-
 // window is a range of Raft indexes a failover may send twice.
 type window struct {
 	what   string
@@ -148,7 +130,7 @@ func TestChangeEventsAcrossFailoverAndBrokerOutage(t *testing.T) {
 	w := &writer{c: c, node: (leader + 1) % len(c.Nodes)}
 	// Writes before the leader enabled the outbox would not be published.
 	must(t, harness.Eventually(30*time.Second, func() error {
-		v, err := metric(c.Nodes[w.node], "tcauth_events_outbox_limit")
+		v, err := c.Nodes[w.node].Metric("tcauth_events_outbox_limit")
 		if err == nil && v == 0 {
 			err = fmt.Errorf("outbox not enabled yet")
 		}
@@ -187,7 +169,7 @@ func TestChangeEventsAcrossFailoverAndBrokerOutage(t *testing.T) {
 		return c.Client(newLeader, nil).Do(lctx, http.MethodGet, "/roles/", nil, nil, nil)
 	}))
 	cancel()
-	hi, err := metric(c.Nodes[newLeader], "tcauth_raft_applied_index")
+	hi, err := c.Nodes[newLeader].Metric("tcauth_raft_applied_index")
 	must(t, err)
 	failover := window{"leader failover", 0, uint64(hi)}
 	waitAcked(len(w.ackedChanges()) + 60)
@@ -195,7 +177,7 @@ func TestChangeEventsAcrossFailoverAndBrokerOutage(t *testing.T) {
 	// Stop the broker mid-stream: writes go on.
 	stoppedAt := time.Now()
 	broker.Stop()
-	hi, err = metric(c.Nodes[newLeader], "tcauth_raft_applied_index")
+	hi, err = c.Nodes[newLeader].Metric("tcauth_raft_applied_index")
 	must(t, err)
 	outage := window{"broker outage", 0, uint64(hi)}
 	during := len(w.ackedChanges())
@@ -208,7 +190,7 @@ func TestChangeEventsAcrossFailoverAndBrokerOutage(t *testing.T) {
 	// confirm its first message in time, which is sent again (one message:
 	// the publisher starts each connection with one in flight). So the
 	// outage window reaches to what existed when the broker came back.
-	hi, err = metric(c.Nodes[newLeader], "tcauth_raft_applied_index")
+	hi, err = c.Nodes[newLeader].Metric("tcauth_raft_applied_index")
 	must(t, err)
 	outage.hi = uint64(hi)
 	waitAcked(len(w.ackedChanges()) + 40)

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -351,4 +353,44 @@ func (c *Cluster) Leader(timeout time.Duration) (int, error) {
 		return fmt.Errorf("leader %q is not a running node", id)
 	})
 	return leader, err
+}
+
+// WaitReady waits until n answers readyz with 200 (caught up with the
+// leader, a leader known, its static clients applied), failing t after
+// timeout.
+func (n *Node) WaitReady(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := WaitHTTP(ctx, n.URL()+"/api/auth/v1/readyz", http.StatusOK, timeout); err != nil {
+		t.Fatalf("%s not ready: %v", n.ID, err)
+	}
+}
+
+// Metric reads one unlabelled series from n's /metrics.
+func (n *Node) Metric(name string) (float64, error) {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(n.URL() + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s", n.ID, name)
+}
+
+// LastLineWith is the last line of log containing s ("" if none).
+func LastLineWith(log, s string) string {
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], s) {
+			return lines[i]
+		}
+	}
+	return ""
 }

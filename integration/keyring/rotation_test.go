@@ -43,7 +43,7 @@ func TestKeyringRotation(t *testing.T) {
 	c := r.c
 	r.useNodeKeyrings()
 	for _, n := range c.Nodes {
-		waitReady(t, n)
+		n.WaitReady(r.t, 60*time.Second)
 	}
 	var readers []*protocol.Credentials
 	for i := 0; i < 3; i++ {
@@ -145,7 +145,7 @@ func (r *rotation) rollingRestart(step string) {
 		if err := n.Start(); err != nil {
 			r.t.Fatal(err)
 		}
-		waitReady(r.t, n)
+		n.WaitReady(r.t, 60*time.Second)
 		r.l.SetUp(i, true)
 		time.Sleep(between)
 	}
@@ -189,12 +189,12 @@ func (r *rotation) expectRefusedWithoutTerm1() {
 	if n.ExitErr() == nil {
 		t.Fatalf("%s exited 0", n.ID)
 	}
-	t.Logf("refused as it should: %s", lineWith(log, "no key of term 1"))
+	t.Logf("refused as it should: %s", harness.LastLineWith(log, "no key of term 1"))
 	setArg(n, "--keyring", r.files[i])
 	if err := n.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitReady(t, n)
+	n.WaitReady(r.t, 60*time.Second)
 	r.l.SetUp(i, true)
 }
 
@@ -271,15 +271,6 @@ func (r *rotation) waitKnownEverywhere(creds []*protocol.Credentials) {
 	}
 }
 
-func waitReady(t *testing.T, n *harness.Node) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := harness.WaitHTTP(ctx, n.URL()+"/api/auth/v1/readyz", http.StatusOK, 60*time.Second); err != nil {
-		t.Fatalf("%s not ready: %v", n.ID, err)
-	}
-}
-
 // setArg replaces the value of flag in n's command line.
 func setArg(n *harness.Node, flag, value string) {
 	args := append([]string{}, n.Args...)
@@ -303,14 +294,4 @@ func copyFile(t *testing.T, from, to string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func lineWith(log, s string) string {
-	lines := strings.Split(log, "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.Contains(lines[i], s) {
-			return lines[i]
-		}
-	}
-	return ""
 }

@@ -9,12 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,33 +53,14 @@ func runAs(t *testing.T, c *harness.Cluster, n *harness.Node, base []string, bin
 	}
 }
 
-// waitReady waits until node n answers readyz with 200: caught up with the
-// leader, a leader known, its static clients applied.
-func waitReady(t *testing.T, n *harness.Node) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	if err := harness.WaitHTTP(ctx, n.URL()+"/api/auth/v1/readyz", http.StatusOK, 90*time.Second); err != nil {
-		t.Fatalf("%s not ready: %v", n.ID, err)
-	}
-}
-
 // metric reads one unlabelled series from node n's /metrics (-1: absent,
 // as on the previous release, which has no outbox).
 func metric(n *harness.Node, name string) float64 {
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(n.URL() + "/metrics")
+	v, err := n.Metric(name)
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f
-		}
-	}
-	return -1
+	return v
 }
 
 // mixedPeriod is how long the load (harness.Load: a writer and
@@ -117,7 +96,7 @@ func TestRollingUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range c.Nodes {
-		waitReady(t, n)
+		n.WaitReady(t, 90*time.Second)
 	}
 	reader := createClient(t, c, "upgrade/reader")
 	for i := range c.Nodes { // known everywhere before anyone uses it (see harness.LoadSettle)
@@ -152,7 +131,7 @@ func TestRollingUpgrade(t *testing.T) {
 		l.SetUp(i, false)
 		n.Stop()
 		runAs(t, c, n, base[n.ID], cur, "--events-config", events)
-		waitReady(t, n)
+		n.WaitReady(t, 90*time.Second)
 		l.SetUp(i, true)
 		t.Logf("%s upgraded after %s (step %d)", n.ID, time.Since(start).Round(time.Second), step+1)
 		time.Sleep(mixedPeriod) // the load runs against the mixed cluster
@@ -163,7 +142,7 @@ func TestRollingUpgrade(t *testing.T) {
 			l.SetUp(order[len(order)-1], false)
 			old.Stop()
 			runAs(t, c, old, base[old.ID], prev)
-			waitReady(t, old)
+			old.WaitReady(t, 90*time.Second)
 			l.SetUp(order[len(order)-1], true)
 			lead, err := c.Leader(30 * time.Second)
 			if err != nil {
@@ -234,9 +213,9 @@ func TestRollingUpgrade(t *testing.T) {
 	if n.ExitErr() == nil {
 		t.Fatalf("the previous release exited 0 on %s's upgraded data directory", n.ID)
 	}
-	t.Logf("the previous release refused %s's data directory: %v", n.ID, lineWith(n.Log(), "version 2"))
+	t.Logf("the previous release refused %s's data directory: %v", n.ID, harness.LastLineWith(n.Log(), "version 2"))
 	runAs(t, c, n, base[n.ID], cur, "--events-config", events)
-	waitReady(t, n)
+	n.WaitReady(t, 90*time.Second)
 	t.Logf("done after %s", time.Since(start).Round(time.Second))
 }
 
@@ -246,7 +225,7 @@ func TestRollingUpgrade(t *testing.T) {
 func TestNewerFormatRefusedAtStart(t *testing.T) {
 	c := harness.StartCluster(t, harness.ClusterConfig{Size: 1})
 	n := c.Nodes[0]
-	waitReady(t, n)
+	n.WaitReady(t, 90*time.Second)
 	createClient(t, c, "upgrade/before")
 	n.Stop()
 	raftstore.AppendTestLogEntry(t, filepath.Join(n.Dir, "raft"), `{"op":"set-node-meta","nodeId":"n1","meta":{},"v":99}`)
@@ -298,15 +277,4 @@ func tail(log string) string {
 		return "…" + log[len(log)-4000:]
 	}
 	return log
-}
-
-// lineWith is the last line of log containing s.
-func lineWith(log, s string) string {
-	lines := strings.Split(log, "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.Contains(lines[i], s) {
-			return lines[i]
-		}
-	}
-	return ""
 }
