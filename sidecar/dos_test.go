@@ -76,7 +76,7 @@ func TestControlPlaneAnswerAboutOneID(t *testing.T) {
 		fault     credFault
 		want      int   // for the request with id
 		cached    bool  // a second request is answered without a fetch
-		perCall   int64 // fetches per request (a catching-up node gets one retry)
+		perCall   int64 // most fetches per request (a catching-up node gets one retry)
 		otherWant int   // an uncached legitimate client right after
 		loud      bool  // the sidecar logs that its own credentials are refused
 	}{
@@ -93,7 +93,10 @@ func TestControlPlaneAnswerAboutOneID(t *testing.T) {
 		{"502", credFault{status: 502}, 503, false, 1, 503, false},
 		{"503 without Retry-After", credFault{status: 503}, 503, false, 1, 503, false},
 		{"timeout", credFault{hang: true}, 503, false, 1, 503, false},
-		{"connection dropped", credFault{drop: true}, 503, false, 1, 503, false},
+		// net/http's Transport replays an idempotent request once when a
+		// reused keep-alive connection dies before the answer (it may
+		// just have gone stale), so a drop costs one or two fetches.
+		{"connection dropped", credFault{drop: true}, 503, false, 2, 503, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs prototest.SyncBuffer
@@ -114,8 +117,8 @@ func TestControlPlaneAnswerAboutOneID(t *testing.T) {
 				time.Sleep(1100 * time.Millisecond) // past the fail-fast pause
 			}
 			before := h.cp.fetches(id)
-			if before != tc.perCall {
-				t.Errorf("%d fetches for one request, want %d", before, tc.perCall)
+			if min := minFetches(tc.fault, tc.perCall); before < min || before > tc.perCall {
+				t.Errorf("%d fetches for one request, want %d to %d", before, min, tc.perCall)
 			}
 			h.do(call{method: "GET", path: "/notes/a", creds: victim})
 			if again := h.cp.fetches(id) - before; tc.cached && again != 0 || !tc.cached && again == 0 {
@@ -137,6 +140,15 @@ func TestControlPlaneAnswerAboutOneID(t *testing.T) {
 			}
 		})
 	}
+}
+
+// minFetches is the fewest credentials calls one request makes under a
+// fault: a dropped connection is replayed only when it was a reused one.
+func minFetches(f credFault, most int64) int64 {
+	if f.drop {
+		return 1
+	}
+	return most
 }
 
 // fromAddr returns an HTTP client whose connections come from the given
