@@ -131,6 +131,15 @@ func (p *Process) Start() error {
 	return nil
 }
 
+// Pid is the process's id (that of the first Prefix program, when set);
+// 0 before Start.
+func (p *Process) Pid() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Running reports whether the process was started and has not exited.
 func (p *Process) Running() bool {
 	if p.done == nil {
