@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 
@@ -86,7 +85,7 @@ func (cs *clientSource) Client(ctx context.Context, clientID string) (*protocol.
 	return &protocol.Client{
 		ClientID:       clientID,
 		AccessToken:    token,
-		ExpandedScopes: slices.Clone(cs.expand(rec)),
+		ExpandedScopes: cs.expand(rec), // shared and read-only: no copy per request
 		Expires:        rec.Expires,
 		Disabled:       rec.Disabled,
 	}, nil

@@ -93,6 +93,14 @@ type Config struct {
 	EnablePprof bool
 	// ClientCacheSize bounds the cache of expanded client scopes (default 10000).
 	ClientCacheSize int
+	// MaxLargeExpansions bounds the expandScopes calls that run at once
+	// with a broad input (an assume target ending in '*') or a large
+	// answer (≥ scopeengine.DefaultSharedExpansionMin scopes); default
+	// DefaultMaxLargeExpansions. LargeExpansionWait is how long a call
+	// waits for a slot before it is answered 503 with Retry-After (default
+	// 2s). See expandscopes.go.
+	MaxLargeExpansions int
+	LargeExpansionWait time.Duration
 	// Login configures the login service (browser sign-in, credentials
 	// for users, third-party sign-in; package login), served at /login/…,
 	// /graphql and /api/login/v1/…. nil = none. Its Sealer defaults to
@@ -124,6 +132,8 @@ func DefaultConfig() Config {
 		LastUsedResolution: 6 * time.Hour,
 		ChangesMaxWait:     60 * time.Second,
 		ClientCacheSize:    10000,
+		MaxLargeExpansions: DefaultMaxLargeExpansions(),
+		LargeExpansionWait: 2 * time.Second,
 		Now:                time.Now,
 		Version:            buildinfo.Get().Dockerflow(),
 	}
@@ -145,7 +155,7 @@ func (c *Config) fillDefaults() {
 		{&c.ForwardTimeout, &d.ForwardTimeout}, {&c.ExpiryInterval, &d.ExpiryInterval},
 		{&c.AuditRetention, &d.AuditRetention}, {&c.AuditPurgeInterval, &d.AuditPurgeInterval},
 		{&c.LastUsedInterval, &d.LastUsedInterval}, {&c.LastUsedResolution, &d.LastUsedResolution},
-		{&c.ChangesMaxWait, &d.ChangesMaxWait},
+		{&c.ChangesMaxWait, &d.ChangesMaxWait}, {&c.LargeExpansionWait, &d.LargeExpansionWait},
 	} {
 		if *p.v <= 0 {
 			*p.v = *p.d
@@ -153,6 +163,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.ClientCacheSize <= 0 {
 		c.ClientCacheSize = d.ClientCacheSize
+	}
+	if c.MaxLargeExpansions <= 0 {
+		c.MaxLargeExpansions = d.MaxLargeExpansions
 	}
 	if c.Now == nil {
 		c.Now = time.Now

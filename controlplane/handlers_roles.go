@@ -198,8 +198,7 @@ func (s *Server) deleteRole(c *call) error {
 }
 
 func (s *Server) expandScopes(c *call) error {
-	scopes := stringList(c.input.(map[string]any)["scopes"])
-	return c.reply(protocol.ScopesetJSON{Scopes: s.store.Resolver().Expand(scopes)})
+	return s.serveExpansion(c, stringList(c.input.(map[string]any)["scopes"]))
 }
 
 func (s *Server) currentScopes(c *call) error {

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +63,8 @@ type Server struct {
 	cloud *cloudBackends // third-party credentials (handlers_cloud.go)
 
 	events *events.Publisher // change events (Config.Events; nil without), events.go
+
+	largeExpansions chan struct{} // semaphore of large expandScopes calls (expandscopes.go)
 }
 
 // New validates cfg and returns a Server over store.
@@ -77,6 +78,7 @@ func New(cfg Config, store Store) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: store, log: cfg.Logger, static: static, started: cfg.Now()}
+	s.largeExpansions = make(chan struct{}, cfg.MaxLargeExpansions)
 	s.metrics = newMetrics(store)
 	s.lastUsed = newLastUsedBatcher()
 	s.clients = newClientSource(store, cfg.ClientCacheSize, s.noteUsed)
@@ -218,11 +220,20 @@ func (o resolverOps) Expand(scopes []string) []string {
 		return res.Expand(scopes)
 	}
 	if m, ok := o.memo.Get(key); ok && m.resolver == res {
-		return slices.Clone(m.out)
+		return m.out // shared, never modified (Resolver.Expand's contract)
 	}
 	out := res.Expand(scopes)
 	o.memo.Add(key, memoExpansion{res, out})
-	return slices.Clone(out)
+	return out
+}
+
+// ExpandWith is protocol.ClosedExpander: the client's expanded scopes plus
+// assume:anonymous without re-expanding the client's set (which is what
+// made every request of a client holding assume:* cost a full expansion).
+// closed comes from clientSource.expand, normally under the same resolver;
+// across a role change it is at most one request behind, as before.
+func (o resolverOps) ExpandWith(closed, extra []string) []string {
+	return o.store.Resolver().ExpandWith(closed, extra)
 }
 
 func (o resolverOps) Satisfies(have []string, need string) bool {

@@ -40,6 +40,16 @@ type ScopeOps interface {
 	Satisfies(have []string, need string) bool
 }
 
+// ClosedExpander is an optional ScopeOps extension: ExpandWith(closed,
+// extra) is Expand(closed ∪ extra) for a closed set that is already an
+// expansion (a ClientSource's Client.ExpandedScopes), without expanding it
+// again. A client holding assume:* has hundreds of thousands of expanded
+// scopes at scale; re-expanding them on every request to add
+// assume:anonymous dominated its requests' cost.
+type ClosedExpander interface {
+	ExpandWith(closed, extra []string) []string
+}
+
 // Status is the outcome of an authentication.
 type Status string
 
@@ -116,9 +126,13 @@ func (a *Authenticator) ops() ScopeOps {
 }
 
 // withAnonymous is expand(scopes ∪ {assume:anonymous}).
-func (a *Authenticator) withAnonymous(scopes []string) []string {
+// closed says scopes is the client's already expanded set.
+func (a *Authenticator) withAnonymous(scopes []string, closed bool) []string {
 	if a.Scopes == nil {
 		return mergeScopeSets(scopes, anonymousOnly)
+	}
+	if ce, ok := a.Scopes.(ClosedExpander); ok && closed {
+		return ce.ExpandWith(scopes, anonymousOnly)
 	}
 	s := make([]string, len(scopes), len(scopes)+1)
 	copy(s, scopes)
@@ -166,7 +180,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, req Request) Result {
 	return Result{
 		Status:  StatusNoAuth,
 		Scheme:  "none",
-		Scopes:  a.withAnonymous(nil),
+		Scopes:  a.withAnonymous(nil, false),
 		Expires: now.Add(15 * time.Minute),
 	}
 }
@@ -192,7 +206,7 @@ func (a *Authenticator) authenticateHeader(ctx context.Context, req Request, now
 	}
 	return Result{
 		Status: StatusSuccess, Scheme: "hawk", ClientID: h.ID,
-		Scopes: a.withAnonymous(v.scopes), Expires: v.expires, Hash: h.Hash,
+		Scopes: a.withAnonymous(v.scopes, v.closed), Expires: v.expires, Hash: h.Hash,
 	}
 }
 
@@ -268,7 +282,7 @@ func (a *Authenticator) authenticateBewit(ctx context.Context, req Request, now 
 	}
 	return Result{
 		Status: StatusSuccess, Scheme: "hawk", ClientID: b.ID, Bewit: true,
-		Scopes: a.withAnonymous(v.scopes), Expires: v.expires,
+		Scopes: a.withAnonymous(v.scopes, v.closed), Expires: v.expires,
 	}
 }
 
@@ -279,6 +293,7 @@ type verified struct {
 	tempKey   [43]byte // temporary: derived key
 	temporary bool
 	scopes    []string
+	closed    bool // scopes is the client's ExpandedScopes (see ClosedExpander)
 	expires   time.Time
 }
 
@@ -341,6 +356,7 @@ func (a *Authenticator) loadCredentials(ctx context.Context, id, extAttr string,
 		return ErrInvalidCredentials
 	}
 	v.key, v.scopes, v.expires = client.AccessToken, client.ExpandedScopes, client.Expires
+	v.closed = true
 	ops := a.ops()
 
 	if hasCert {
@@ -357,7 +373,7 @@ func (a *Authenticator) loadCredentials(ctx context.Context, id, extAttr string,
 		if !ok {
 			return authErr("ext.authorizedScopes must be an array of valid scopes")
 		}
-		current := a.withAnonymous(v.scopes)
+		current := a.withAnonymous(v.scopes, v.closed)
 		for _, s := range authorized {
 			if !ops.Satisfies(current, s) {
 				return authErr("Supplied credentials do not satisfy authorizedScopes; credentials have scopes:\n\n```\n" +
@@ -365,7 +381,7 @@ func (a *Authenticator) loadCredentials(ctx context.Context, id, extAttr string,
 					strings.Join(authorized, "\n") + "\n```")
 			}
 		}
-		v.scopes = authorized
+		v.scopes, v.closed = authorized, false
 	}
 	return nil
 }
@@ -469,7 +485,7 @@ func (a *Authenticator) applyCertificate(id, issuingID string, client *Client, e
 // certificateAccepted records a verified certificate's effect.
 func (a *Authenticator) certificateAccepted(v *verified, scopes []string, expiry float64) error {
 	v.temporary = true
-	v.scopes = scopes
+	v.scopes, v.closed = scopes, false
 	// new Date(expiry) truncates to whole milliseconds; the checks above
 	// bound expiry to a finite time near now.
 	if certExpires := time.UnixMilli(int64(expiry)).UTC(); v.expires.IsZero() || v.expires.After(certExpires) {

@@ -104,6 +104,9 @@ func (s *idSet) without(id string) *idSet {
 type Resolver struct {
 	roles ptrie[*roleEntry]
 	rev   ptrie[*idSet]
+	// cache shares large expansions among the snapshot's callers
+	// (expandcache.go); it starts empty in every new snapshot.
+	cache expandCache
 }
 
 // NewResolver validates roles (§8, roles ordered by roleId) and indexes them.
