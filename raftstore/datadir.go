@@ -168,7 +168,7 @@ func checkAndOpen(cfg Config, logger hclog.Logger) (*raftboltdb.BoltStore, raft.
 	if err != nil {
 		return nil, nil, err
 	}
-	bolt, err := openBolt(filepath.Join(dir, boltFileName), dir, cfg.NoFreelistSync, false)
+	bolt, err := openBolt(filepath.Join(dir, boltFileName), dir, cfg, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -196,7 +196,7 @@ func checkExistingState(cfg Config, recorded string, snapDirs []string) (err err
 	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
 		return nil // checkBoltFile allowed a fresh directory
 	}
-	bolt, err := openBolt(path, cfg.DataDir, cfg.NoFreelistSync, true)
+	bolt, err := openBolt(path, cfg.DataDir, cfg, true)
 	if err != nil {
 		return err
 	}
@@ -269,7 +269,7 @@ func snapshotDirs(dir string) ([]string, error) {
 // openBolt opens raft.db. checkBoltFile has looked at it first; the
 // recover is the last line of defence, because bbolt panics on some
 // damage (a freelist page that is not one) instead of returning an error.
-func openBolt(path, dir string, noFreelistSync, readOnly bool) (bolt *raftboltdb.BoltStore, err error) {
+func openBolt(path, dir string, cfg Config, readOnly bool) (bolt *raftboltdb.BoltStore, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			bolt, err = nil, damaged(path, dir, "raft.db is damaged (bbolt: %v)", r)
@@ -278,7 +278,7 @@ func openBolt(path, dir string, noFreelistSync, readOnly bool) (bolt *raftboltdb
 	// Our lock file keeps other tcauth processes out, so waiting on
 	// bbolt's own lock would only hide a foreign process: fail fast.
 	bolt, err = raftboltdb.New(raftboltdb.Options{Path: path,
-		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: noFreelistSync, ReadOnly: readOnly}})
+		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: !cfg.FreelistSync, FreelistType: cfg.boltFreelist, ReadOnly: readOnly}})
 	if err != nil {
 		return nil, damaged(path, dir, "raft.db cannot be opened (%v)", err)
 	}
@@ -457,7 +457,7 @@ func checkStoredState(cfg Config, recorded string, bolt *raftboltdb.BoltStore, s
 	if cfg.Keyring == nil {
 		return nil
 	}
-	for _, id := range st.ids {
+	for id := range st.ids.keys() {
 		c := st.clients[id]
 		if _, err := cfg.Keyring.Open(id, c.SealedToken); err != nil {
 			if fromSnapshot[id] != c {

@@ -145,8 +145,9 @@ func (f *fsm) appliedCh() <-chan struct{} {
 	return f.applied
 }
 
-// Snapshot captures the state cheaply (shallow copies; records are
-// immutable) and lets raft persist it off the apply path.
+// Snapshot captures the state cheaply (records are immutable; the client
+// index is frozen, copy-on-write, rather than copied) and lets raft persist
+// it off the apply path.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.haltedErr(); err != nil {
 		return nil, fmt.Errorf("raftstore: no snapshot of a halted state machine: %w", err)
@@ -158,11 +159,12 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 
 func (f *fsm) capture() *snapshot {
 	st := f.st
-	snap := &snapshot{index: f.index.Load(), clients: make([]*Client, 0, len(st.ids)), audit: st.audit,
+	// No copy of the clients: later writes copy the chunks they change
+	// (clientindex.go). The audit slice is only appended to or replaced,
+	// never written below its length.
+	snap := &snapshot{index: f.index.Load(), clients: st.ids.freeze(), audit: st.audit,
 		meta: make(map[string]map[string]string, len(st.meta))}
-	for _, id := range st.ids {
-		snap.clients = append(snap.clients, st.clients[id])
-	}
+	snap.roles = make([]*Role, 0, len(st.roles))
 	for _, r := range st.roles {
 		snap.roles = append(snap.roles, r)
 	}
@@ -196,10 +198,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 }
 
 // snapshot is a point-in-time view, written as JSON lines: a header line,
-// then one line per record. Streaming keeps memory flat for large stores.
+// then one line per record, encoded straight to the sink through a 64 KiB
+// buffer. Streaming keeps memory flat for large stores.
 type snapshot struct {
 	index   uint64
-	clients []*Client
+	clients clientView
 	roles   []*Role
 	audit   []AuditEntry
 	meta    map[string]map[string]string
@@ -246,11 +249,11 @@ func (s *snapshot) writeTo(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	if err := enc.Encode(snapshotHeader{Format: snapshotFormat, Version: s.version(), Index: s.index,
-		Clients: len(s.clients), Roles: len(s.roles), Audit: len(s.audit), LoginRecords: len(s.logins),
+		Clients: s.clients.n, Roles: len(s.roles), Audit: len(s.audit), LoginRecords: len(s.logins),
 		Outbox: s.outbox.Enabled, OutboxEvents: len(s.outboxEvents)}); err != nil {
 		return err
 	}
-	for _, c := range s.clients {
+	for c := range s.clients.all() {
 		if err := enc.Encode(snapshotLine{Client: c}); err != nil {
 			return err
 		}
@@ -352,10 +355,14 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		case line.End:
 			ended = true
 		case line.Client != nil:
+			// Decoded just now, so interned in place (intern.go).
+			internInPlace(st.strs, line.Client.Scopes)
 			st.putClient(line.Client)
 		case line.Role != nil:
+			internInPlace(st.strs, line.Role.Scopes)
 			st.roles[line.Role.RoleID] = line.Role
 		case line.Audit != nil:
+			line.Audit.ClientID = st.strs.intern(line.Audit.ClientID)
 			st.audit = append(st.audit, *line.Audit)
 		case line.Meta != nil:
 			st.meta = line.Meta
@@ -395,5 +402,12 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		return nil, 0, err
 	}
 	st.resolver = res
+	st.sweepInterned()
 	return st, h.Index, nil
+}
+
+func internInPlace(in *interner, ss []string) {
+	for i, s := range ss {
+		ss[i] = in.intern(s)
+	}
 }

@@ -47,7 +47,7 @@ func FuzzApplyCommand(f *testing.F) {
 		m.st.outbox.status = OutboxStatus{Enabled: true, Limit: 4}
 		m.st.outbox.push(OutboxEvent{Index: 2, Kind: "role", ID: "r", Action: "created"})
 		m.st.outbox.push(OutboxEvent{Index: 3, Kind: "client", ID: "a", Action: "deleted"})
-		size := func() int { return len(m.st.ids) + len(m.st.roles) + len(m.st.logins) + len(m.st.loginsByIdentity) }
+		size := func() int { return m.st.ids.len() + len(m.st.roles) + len(m.st.logins) + len(m.st.loginsByIdentity) }
 		before, obBefore := size(), m.st.outbox.statusNow()
 		resp := m.Apply(&raft.Log{Index: 4, Type: raft.LogCommand, Data: data}).(*applyResponse)
 		if resp.err != nil && (size() != before || m.st.outbox.statusNow() != obBefore) {
@@ -56,6 +56,17 @@ func FuzzApplyCommand(f *testing.F) {
 		// The outbox stays a valid one, whatever was applied.
 		if err := m.st.outbox.check(); err != nil {
 			t.Fatal(err)
+		}
+		// The sorted client index holds exactly the map's records.
+		indexed := 0
+		for c := range m.st.ids.view().all() {
+			if m.st.clients[c.ClientID] != c {
+				t.Fatalf("client index holds a record the map does not: %q", c.ClientID)
+			}
+			indexed++
+		}
+		if indexed != len(m.st.clients) || indexed != m.st.ids.len() {
+			t.Fatalf("client index holds %d (len %d), the map %d", indexed, m.st.ids.len(), len(m.st.clients))
 		}
 		// The identity index always matches the records.
 		n := 0

@@ -164,7 +164,7 @@ func Recover(rc RecoverConfig) (RecoverResult, error) {
 		if err != nil {
 			return RecoverResult{}, err
 		}
-		res.Clients, res.Roles = len(st.ids), len(st.roles)
+		res.Clients, res.Roles = st.ids.len(), len(st.roles)
 		return res, nil
 	}
 	conf := raft.Configuration{}
@@ -184,7 +184,7 @@ func Recover(rc RecoverConfig) (RecoverResult, error) {
 	if err := raft.RecoverCluster(rcfg, f, bolt, bolt, snaps, trans, conf); err != nil {
 		return RecoverResult{}, fmt.Errorf("raftstore: recovery of %s failed: %w", cfg.DataDir, err)
 	}
-	res.Clients, res.Roles = len(f.st.ids), len(f.st.roles)
+	res.Clients, res.Roles = f.st.ids.len(), len(f.st.roles)
 	return res, nil
 }
 

@@ -104,7 +104,7 @@ func (s *state) applyReseal(cmd *Command) (int, error) {
 			if c, ok := s.clients[it.ID]; ok && bytes.Equal(c.SealedToken, it.Old) {
 				nc := *c
 				nc.SealedToken = bytes.Clone(it.New)
-				s.clients[it.ID] = &nc
+				s.putClient(&nc) // keeps the sorted index equal to the map
 				n++
 			}
 			continue
@@ -124,7 +124,7 @@ func (s *state) applyReseal(cmd *Command) (int, error) {
 // under a term other than primary.
 func (s *state) resealCandidates(primary uint32) []ResealItem {
 	var out []ResealItem
-	for _, id := range s.ids {
+	for id := range s.ids.keys() {
 		if t, ok := sealedTerm(s.clients[id].SealedToken); ok && t != primary {
 			out = append(out, ResealItem{ID: id, Old: s.clients[id].SealedToken})
 		}

@@ -12,12 +12,19 @@ import (
 )
 
 // state is the FSM's data. Records are immutable values behind pointers: a
-// write stores a new record, so a snapshot is a shallow copy of the maps and
-// readers can hand out records without copying under the lock.
+// write stores a new record, so readers can hand out records without
+// copying under the lock, and a snapshot holds a frozen view of the client
+// index (copy-on-write, clientindex.go) rather than a copy.
 type state struct {
-	clients  map[string]*Client
-	ids      []string // client ids, sorted, for prefix listing with offsets
-	roles    map[string]*Role
+	clients map[string]*Client // by id, for lookups
+	// ids holds the same clients sorted by id, for prefix listing with
+	// offsets and snapshots. Every write of a client goes through
+	// putClient/deleteClient, which keep the two equal.
+	ids   clientIndex
+	roles map[string]*Role
+	// strs holds the canonical copy of every scope and audit actor the
+	// records use (intern.go).
+	strs     *interner
 	resolver *scopeengine.Resolver
 	audit    []AuditEntry // in apply order
 	meta     map[string]map[string]string
@@ -39,6 +46,7 @@ func newState() *state {
 		roles:    map[string]*Role{},
 		resolver: mustResolver(nil),
 		meta:     map[string]map[string]string{},
+		strs:     newInterner(),
 
 		logins:           map[string]*LoginRecord{},
 		loginsByIdentity: map[string]map[string]struct{}{},
@@ -55,12 +63,11 @@ func mustResolver(roles []scopeengine.Role) *scopeengine.Resolver {
 	return r
 }
 
+// putClient stores c (a new record, never changed afterwards), replacing
+// any client with its id.
 func (s *state) putClient(c *Client) {
-	if _, ok := s.clients[c.ClientID]; !ok {
-		i, _ := slices.BinarySearch(s.ids, c.ClientID)
-		s.ids = slices.Insert(s.ids, i, c.ClientID)
-	}
 	s.clients[c.ClientID] = c
+	s.ids.put(c)
 }
 
 func (s *state) deleteClient(id string) bool {
@@ -68,36 +75,59 @@ func (s *state) deleteClient(id string) bool {
 		return false
 	}
 	delete(s.clients, id)
-	if i, found := slices.BinarySearch(s.ids, id); found {
-		s.ids = slices.Delete(s.ids, i, i+1)
-	}
+	s.ids.delete(id)
 	return true
 }
 
+// internClient returns a copy of c whose scopes are the canonical copies.
+func (s *state) internClient(c *Client) *Client {
+	nc := *c
+	nc.Scopes = s.strs.all(c.Scopes)
+	return &nc
+}
+
 func (s *state) listClients(prefix string, offset, limit int) ([]Client, bool) {
-	start, _ := slices.BinarySearch(s.ids, prefix)
-	end := start
-	if prefix == "" {
-		end = len(s.ids)
-	} else {
-		end = start + sort.Search(len(s.ids)-start, func(i int) bool { return !strings.HasPrefix(s.ids[start+i], prefix) })
+	v := s.ids.view()
+	ci, j := v.seek(prefix)
+	ci, j = v.skip(ci, j, max(offset, 0))
+	var out []Client
+	for c := range v.from(ci, j) {
+		if !strings.HasPrefix(c.ClientID, prefix) {
+			break
+		}
+		if limit >= 0 && len(out) == limit {
+			return out, true
+		}
+		out = append(out, *c)
 	}
-	if offset < 0 {
-		offset = 0
+	if out == nil {
+		out = []Client{}
 	}
-	from := start + offset
-	if from > end {
-		from = end
+	return out, false
+}
+
+// sweepInterned drops the strings no record uses any more from the
+// interning set, once it has doubled (intern.go).
+func (s *state) sweepInterned() {
+	if !s.strs.due() {
+		return
 	}
-	to := end
-	if limit >= 0 && from+limit < end {
-		to = from + limit
+	nin := s.strs.rebuilt()
+	for c := range s.ids.view().all() {
+		for _, sc := range c.Scopes {
+			nin.intern(sc)
+		}
 	}
-	out := make([]Client, 0, to-from)
-	for _, id := range s.ids[from:to] {
-		out = append(out, *s.clients[id])
+	for _, r := range s.roles {
+		for _, sc := range r.Scopes {
+			nin.intern(sc)
+		}
 	}
-	return out, to < end
+	for i := range s.audit {
+		nin.intern(s.audit[i].ClientID)
+	}
+	nin.done()
+	s.strs = nin
 }
 
 func (s *state) sortedRoles() []scopeengine.Role {
@@ -110,7 +140,7 @@ func (s *state) sortedRoles() []scopeengine.Role {
 }
 
 func (s *state) auditAdd(kind, id, actor, action string, at time.Time) {
-	s.audit = append(s.audit, AuditEntry{EntityType: kind, EntityID: id, ClientID: actor, ActionType: action, Created: at})
+	s.audit = append(s.audit, AuditEntry{EntityType: kind, EntityID: id, ClientID: s.strs.intern(actor), ActionType: action, Created: at})
 }
 
 // apply executes one decoded command against the state. It is
@@ -145,10 +175,9 @@ func (s *state) apply(cmd *Command) (ApplyResult, []Change, error) {
 			res.Client = old
 			return res, nil, ErrConflict
 		}
-		nc := *c
-		nc.Scopes = slices.Clone(c.Scopes)
-		s.putClient(&nc)
-		res.Client = &nc
+		nc := s.internClient(c)
+		s.putClient(nc)
+		res.Client = nc
 		s.auditAdd("client", nc.ClientID, cmd.Actor, "created", cmd.Time)
 		change("client", nc.ClientID, "created")
 	case OpUpdateClient, OpResetAccessToken, OpSetClientDisabled:
@@ -165,7 +194,7 @@ func (s *state) apply(cmd *Command) (ApplyResult, []Change, error) {
 				return res, nil, fmt.Errorf("%w: update-client needs a client", ErrBadCommand)
 			}
 			nc.Description = cmd.Client.Description
-			nc.Scopes = slices.Clone(cmd.Client.Scopes)
+			nc.Scopes = s.strs.all(cmd.Client.Scopes)
 			nc.Expires = cmd.Client.Expires
 			nc.DeleteOnExpiration = cmd.Client.DeleteOnExpiration
 			action, op = "updated", "updated"
@@ -208,12 +237,13 @@ func (s *state) apply(cmd *Command) (ApplyResult, []Change, error) {
 		// Re-validated here, deterministically, even though the leader
 		// validated before proposing: two concurrent valid writes can
 		// together form a cycle, and the second must fail on every node.
-		next, err := s.resolver.Put(scopeengine.Role{RoleID: r.RoleID, Scopes: r.Scopes})
+		scopes := s.strs.all(r.Scopes)
+		next, err := s.resolver.Put(scopeengine.Role{RoleID: r.RoleID, Scopes: scopes})
 		if err != nil {
 			return res, nil, fmt.Errorf("%w: %w", ErrInvalidRoles, err)
 		}
 		nr := *r
-		nr.Scopes = slices.Clone(r.Scopes)
+		nr.Scopes = scopes
 		nr.LastModified = cmd.Time
 		action := "updated"
 		if cmd.Op == OpCreateRole {
@@ -239,15 +269,15 @@ func (s *state) apply(cmd *Command) (ApplyResult, []Change, error) {
 			if old, ok := s.clients[id]; ok && cmd.LastUsed[id].After(old.LastDateUsed) {
 				nc := *old
 				nc.LastDateUsed = cmd.LastUsed[id]
-				s.clients[id] = &nc
+				s.putClient(&nc)
 				res.Count++
 			}
 		}
 	case OpDeleteExpiredClients:
 		var gone []string
-		for _, id := range s.ids {
-			if c := s.clients[id]; c.DeleteOnExpiration && c.Expires.Before(cmd.Time) {
-				gone = append(gone, id)
+		for c := range s.ids.view().all() {
+			if c.DeleteOnExpiration && c.Expires.Before(cmd.Time) {
+				gone = append(gone, c.ClientID)
 			}
 		}
 		for _, id := range gone {
@@ -275,6 +305,7 @@ func (s *state) apply(cmd *Command) (ApplyResult, []Change, error) {
 	default:
 		return res, nil, fmt.Errorf("%w: unknown op %q", ErrBadCommand, cmd.Op)
 	}
+	s.sweepInterned()
 	return res, changes, nil
 }
 
@@ -287,7 +318,7 @@ func (s *state) syncStatic(cmd *Command, change func(kind, id, op string)) int {
 	}
 	n := 0
 	var gone []string
-	for _, id := range s.ids {
+	for id := range s.ids.keys() {
 		if _, keep := want[id]; strings.HasPrefix(id, "static/") && !keep {
 			gone = append(gone, id)
 		}
@@ -303,7 +334,7 @@ func (s *state) syncStatic(cmd *Command, change func(kind, id, op string)) int {
 			continue
 		}
 		nc := Client{
-			ClientID: sc.ClientID, Description: sc.Description, Scopes: slices.Clone(sc.Scopes),
+			ClientID: sc.ClientID, Description: sc.Description, Scopes: s.strs.all(sc.Scopes),
 			Expires: cmd.Time.AddDate(1000, 0, 0), Created: cmd.Time, LastModified: cmd.Time,
 			LastDateUsed: cmd.Time, LastRotated: cmd.Time, SealedToken: sc.SealedToken,
 		}

@@ -1,0 +1,172 @@
+package raftstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// BenchmarkApplyThroughSnapshots writes createClient commands with 64
+// writers into a real single-node store (real bolt file, fsync'd) while
+// raft snapshots and truncates the log every BENCH_SNAPSHOT_EVERY entries
+// (default 40,000), and reports the write rate of each interval between
+// two snapshots: "flat" means the intervals after the first snapshot run
+// as fast as the one before it. Run it once per variant:
+//
+//	go test -run '^$' -bench ApplyThroughSnapshots -benchtime 1x ./raftstore/
+//
+// Metrics: w/s-before (interval 0), w/s-after-min and w/s-after-med (the
+// intervals after the first snapshot), after/before (min over before),
+// cpu-µs/w-before and cpu-µs/w-after (process CPU per write, load
+// generation included), free-pages (bbolt's freelist at the end).
+func BenchmarkApplyThroughSnapshots(b *testing.B) {
+	for _, v := range snapshotBenchVariants() {
+		b.Run(v.name, func(b *testing.B) {
+			for range b.N {
+				runThroughSnapshots(b, v.set)
+			}
+		})
+	}
+}
+
+type snapshotBenchVariant struct {
+	name string
+	set  func(*Config)
+}
+
+func snapshotBenchVariants() []snapshotBenchVariant {
+	return []snapshotBenchVariant{
+		// What the store did before: the freelist persisted, in an array.
+		{"bolt-array-freelist-sync", func(c *Config) { c.FreelistSync, c.boltFreelist = true, bbolt.FreelistArrayType }},
+		{"bolt-array-no-freelist-sync", func(c *Config) { c.FreelistSync, c.boltFreelist = false, bbolt.FreelistArrayType }},
+		{"bolt-map-freelist-sync", func(c *Config) { c.FreelistSync, c.boltFreelist = true, bbolt.FreelistMapType }},
+		// The defaults.
+		{"bolt-map-no-freelist-sync", func(c *Config) {}},
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// snapshotMark is the state of the run when a snapshot completed.
+type snapshotMark struct {
+	at     time.Time
+	writes int64
+	cpu    time.Duration
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func runThroughSnapshots(b *testing.B, set func(*Config)) {
+	every := envInt("BENCH_SNAPSHOT_EVERY", 40000)
+	snapshots := envInt("BENCH_SNAPSHOTS", 5)
+	cfg := DefaultConfig()
+	cfg.NodeID, cfg.DataDir, cfg.AllowInsecure, cfg.Bootstrap, cfg.Keyring = "bench", b.TempDir(), true, true, TestKeyring(b)
+	FastTimeouts(&cfg)
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.SnapshotThreshold, cfg.SnapshotInterval = uint64(every), 20*time.Millisecond
+	if tl := envInt("BENCH_TRAILING_LOGS", 0); tl > 0 {
+		cfg.TrailingLogs = uint64(tl)
+	}
+	set(&cfg)
+	s, err := Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for !s.IsLeader() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	marks := driveWrites(b, s, snapshots)
+	reportIntervals(b, marks)
+	st := s.bolt.Stats()
+	b.ReportMetric(float64(st.FreePageN+st.PendingPageN), "free-pages")
+}
+
+// driveWrites runs 64 writers until `snapshots` snapshots have completed
+// after the first one, and returns the start, each snapshot's completion
+// and the end.
+func driveWrites(b *testing.B, s *Store, snapshots int) []snapshotMark {
+	var writes atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	sealed, _ := s.SealToken("bench/x", "token-0123456789abcdefghij0123456789abcdefgh")
+	for w := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("project/team-%d/worker-%d-%d", w%8, w, i)
+				cmd := Command{Op: OpCreateClient, Time: t0, Client: &Client{ClientID: id, Description: "a worker client",
+					SealedToken: sealed, Scopes: []string{"assume:worker-pool:" + id, "queue:claim-work:" + id}, Expires: t0}}
+				if _, err := s.Apply(context.Background(), cmd); err != nil {
+					b.Error(err)
+					return
+				}
+				writes.Add(1)
+			}
+		}()
+	}
+	marks := []snapshotMark{{at: time.Now(), cpu: processCPU()}}
+	last := ""
+	deadline := time.Now().Add(10 * time.Minute)
+	for len(marks) < snapshots+2 && time.Now().Before(deadline) && !b.Failed() {
+		time.Sleep(10 * time.Millisecond)
+		if idx := s.raft.Stats()["last_snapshot_index"]; idx != last && idx != "0" {
+			last = idx
+			marks = append(marks, snapshotMark{at: time.Now(), writes: writes.Load(), cpu: processCPU()})
+		}
+	}
+	close(stop)
+	wg.Wait()
+	return marks
+}
+
+// reportIntervals turns the marks into per-interval rates: interval 0 is
+// before the first snapshot, the others between consecutive snapshots.
+func reportIntervals(b *testing.B, marks []snapshotMark) {
+	if len(marks) < 3 {
+		b.Fatalf("only %d snapshots completed", len(marks)-1)
+	}
+	var rates, cpus []float64
+	for i := 1; i < len(marks); i++ {
+		n := float64(marks[i].writes - marks[i-1].writes)
+		rate := n / marks[i].at.Sub(marks[i-1].at).Seconds()
+		cpu := float64(marks[i].cpu-marks[i-1].cpu) / float64(time.Microsecond) / n
+		rates, cpus = append(rates, rate), append(cpus, cpu)
+		b.Logf("interval %d: %6.0f writes/s, %5.0f µs CPU/write", i-1, rate, cpu)
+	}
+	after := slices.Clone(rates[1:])
+	slices.Sort(after)
+	b.ReportMetric(rates[0], "w/s-before")
+	b.ReportMetric(after[0], "w/s-after-min")
+	b.ReportMetric(after[len(after)/2], "w/s-after-med")
+	b.ReportMetric(after[0]/rates[0], "after/before")
+	b.ReportMetric(cpus[0], "cpu-µs/w-before")
+	cpuAfter := slices.Clone(cpus[1:])
+	slices.Sort(cpuAfter)
+	b.ReportMetric(cpuAfter[len(cpuAfter)/2], "cpu-µs/w-after")
+}
