@@ -489,7 +489,7 @@ func errorHeaderValue(body protocol.ErrorBody) string {
 }
 
 func (s *Sidecar) record(ctx context.Context, route, outcome string) {
-	s.m.requests.WithLabelValues(route, outcome).Inc()
+	s.m.request(route, outcome).Inc()
 	noteOutcome(ctx, route, outcome)
 }
 

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,11 +11,13 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tcauth/tcauth/protocol"
+	"github.com/tcauth/tcauth/scopeengine"
 )
 
 // The proxy benchmarks run the same in-process upstream behind (a) the
@@ -156,39 +159,68 @@ func BenchmarkVerifyCached(b *testing.B) {
 }
 
 // BenchmarkClientCacheMemory reports the heap held per cached client with
-// 100,000 clients (44-character tokens, 12 expanded scopes each, as the
-// control plane sends them), plus their expanded-scope entries.
+// 100,000 clients, each built the way a fetch builds it: a credentials
+// answer decoded from JSON (so every string is its own allocation, as in
+// production), a 44-character token, 12 scopes, the clients spread over 97
+// distinct scope sets (the workers of one pool share theirs), and each
+// client's first request run through the Authenticator's expansion step.
+//
+//	go test -run '^$' -bench BenchmarkClientCacheMemory -benchtime 1x ./sidecar/
 func BenchmarkClientCacheMemory(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		per, total := cachedClientBytes(100_000)
+		per, total := cachedClientBytes(b, 100_000)
 		b.ReportMetric(per, "B/client")
 		b.ReportMetric(total/(1<<20), "MiB/100k")
 	}
 }
 
+// memClientAnswer is client i's credentials answer as the control plane
+// sends it.
+func memClientAnswer(i int) []byte {
+	id := fmt.Sprintf("project/team-%d/worker-%06d", i%97, i)
+	scopes := make([]string, 12)
+	for j := range scopes {
+		scopes[j] = fmt.Sprintf("queue:create-task:highest:proj-%d/worker-type-%02d", i%97, j)
+	}
+	data, _ := json.Marshal(map[string]any{"clientId": id, "accessToken": fmt.Sprintf("%044d", i),
+		"scopes": scopes, "expandedScopes": scopes, "expires": "3000-01-01T00:00:00.000Z", "disabled": false})
+	return data
+}
+
 // cachedClientBytes fills a fresh verifier's caches with n clients and
 // returns the heap growth per client and in total.
-func cachedClientBytes(n int) (per, total float64) {
+func cachedClientBytes(tb testing.TB, n int) (per, total float64) {
 	cfg := DefaultConfig()
 	cfg.fillDefaults()
 	cfg.ClientCacheSize, cfg.ExpandedCacheSize = n, n
 	m := newMetrics(nil)
+	res, err := scopeengine.NewResolver(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	v := newLocalVerifier(&cfg, nil, m)
+	v.setRoles(res)
+	snap := v.roles.Load()
 	for i := 0; i < n; i++ {
-		id := fmt.Sprintf("project/team-%d/worker-%06d", i%97, i)
-		scopes := make([]string, 12)
-		for j := range scopes {
-			scopes[j] = fmt.Sprintf("queue:create-task:highest:proj-%d/worker-type-%02d", i%97, j)
+		var resp credentialsResponse
+		if err := json.Unmarshal(memClientAnswer(i), &resp); err != nil {
+			tb.Fatal(err)
 		}
-		e := &clientEntry{fetched: time.Now(), epoch: uint64(i + 1), index: 1, client: protocol.Client{
-			ClientID: id, AccessToken: fmt.Sprintf("%044d", i), ExpandedScopes: scopes}}
-		v.clients.Add(id, e)
-		key := expandKey{epoch: e.epoch, gen: 1, id: id, n: 13}
-		out := append([]string{"assume:anonymous"}, scopes...)
-		v.expanded.Add(key, []expandValue{{in: out, out: out}})
+		resp.Index = 1
+		e := &clientEntry{fetched: time.Now().UnixNano(), epoch: v.epochs.Add(1), gen: snap.gen,
+			client: protocol.Client{ClientID: strings.Clone(resp.ClientID)}}
+		if err := v.fill(e, &resp); err != nil {
+			tb.Fatal(err)
+		}
+		v.withAnonymous(e, snap)
+		v.clients.Add(e.client.ClientID, e)
+		// The first request's expansion (expandedScopes ∪ assume:anonymous),
+		// which may leave something cached.
+		rv := &requestVerifier{v: v, snap: snap, id: e.client.ClientID, entry: e}
+		_ = rv.ExpandWith(e.client.ExpandedScopes, []string{"assume:anonymous"})
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)

@@ -146,8 +146,13 @@ func (id *identity) set(h http.Header, max int) {
 		h[HeaderPayloadHash] = []string{id.hash}
 	}
 	if id.scopes != nil {
-		v := scopesJSON(id.scopes)
-		if len(v) > max {
+		var v string
+		// Measured before it is built: a client holding a broad assume:…*
+		// has thousands of scopes, and rendering them all on every request
+		// only to find they do not fit was most of such a request's cost.
+		if scopesJSONLen(id.scopes) <= max {
+			v = scopesJSON(id.scopes)
+		} else {
 			var relevant []string
 			if id.required != nil {
 				relevant, _ = id.required.ScopesSatisfying(scopeengine.ScopeSet(id.scopes))
@@ -159,6 +164,23 @@ func (id *identity) set(h http.Header, max int) {
 		}
 		h[HeaderScopes] = []string{v}
 	}
+}
+
+// scopesJSONLen is len(scopesJSON(s)), without building it.
+func scopesJSONLen(s []string) int {
+	n := 2 + max(0, len(s)-1) // brackets and commas
+	for _, x := range s {
+		n += 2 + len(x)
+		for j := 0; j < len(x); j++ {
+			switch c := x[j]; {
+			case c == '"' || c == '\\':
+				n++
+			case c < 0x20 || c >= 0x7f:
+				n += 5
+			}
+		}
+	}
+	return n
 }
 
 // scopesJSON renders scopes as a compact JSON array. Valid scopes are

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,9 +44,14 @@ type roleSnapshot struct {
 // clientEntry is one cached client (or, only as a fetch result, a 404:
 // those are remembered in the separate negatives LRU). It holds the
 // access token in memory only: it is never logged, formatted or written.
+//
+// It is kept small, since a sidecar may cache 100,000 of them: no copy of
+// anything derivable (client.ClientID is the cache key's own string), the
+// scope lists shared with every client that has equal ones (scopeSets),
+// the fetch time as unix nanos.
 type clientEntry struct {
 	notFound bool
-	fetched  time.Time
+	fetched  int64  // unix nanos
 	epoch    uint64 // unique per fetch: keys the expanded-scope cache
 	index    uint64 // control plane's applied index of the answer
 	client   protocol.Client
@@ -56,6 +62,11 @@ type clientEntry struct {
 	// leaves them unusable while the control plane is unreachable.
 	scopes []string
 	gen    uint64
+	// withAnon is expand(expandedScopes ∪ {assume:anonymous}) under role
+	// generation gen, what every request of the client needs; nil when
+	// that is expandedScopes itself (anonymous adds nothing). Set once,
+	// before the entry is shared (withAnonymous), and shared itself.
+	withAnon []string
 }
 
 // expandKey keys the expanded-scope cache: the issuing client's fetch
@@ -89,6 +100,7 @@ type localVerifier struct {
 	negatives *shardedLRU[string, int64]
 	limits    *sourceLimiter
 	certs     *protocol.CertificateCache // verified certificates (two HMACs saved per request)
+	sets      *scopeSets                 // scope lists shared between cached clients
 	expanded  *shardedLRU[expandKey, []expandValue]
 	flights   flightGroup[*clientEntry]
 	epochs    atomic.Uint64
@@ -134,6 +146,7 @@ func newLocalVerifier(cfg *Config, cp *controlPlane, m *metrics) *localVerifier 
 		expanded:   newShardedLRU[expandKey, []expandValue](cfg.ExpandedCacheSize, cfg.CacheShards),
 		tombstones: map[string]tombstone{},
 		certs:      protocol.NewCertificateCache(protocol.DefaultCertificateCacheSize),
+		sets:       newScopeSets(),
 	}
 }
 
@@ -203,7 +216,7 @@ func (v *localVerifier) lookup(ctx context.Context, id string, source func() str
 	if present {
 		e, ok = v.current(id, e)
 	}
-	if ok && now.Sub(e.fetched) < v.cfg.ClientTTL {
+	if ok && now.Sub(time.Unix(0, e.fetched)) < v.cfg.ClientTTL {
 		if stale == 0 {
 			v.m.clientHit.Inc()
 			return e, 0, nil
@@ -255,13 +268,14 @@ func (v *localVerifier) current(id string, e *clientEntry) (*clientEntry, bool) 
 	if e.scopes == nil {
 		return nil, false
 	}
-	ne := *e
-	ne.client.ExpandedScopes = scopeengine.NewScopeSet(snap.resolver.Expand(e.scopes))
-	ne.gen, ne.epoch = snap.gen, v.epochs.Add(1)
+	ne := &clientEntry{fetched: e.fetched, epoch: v.epochs.Add(1), index: e.index, client: e.client,
+		scopes: e.scopes, gen: snap.gen}
+	ne.client.ExpandedScopes = v.sets.intern(scopeengine.NewScopeSet(snap.resolver.Expand(e.scopes)))
+	v.withAnonymous(ne, snap)
 	v.m.reexpanded.Inc()
 	// Only over the very entry read: an eviction or refetch meanwhile wins.
-	v.clients.Swap(id, &ne, func(cur *clientEntry, ok bool) bool { return ok && cur == e })
-	return &ne, true
+	v.clients.Swap(id, ne, func(cur *clientEntry, ok bool) bool { return ok && cur == e })
+	return ne, true
 }
 
 // fetch loads a client from the control plane, once for all concurrent
@@ -310,10 +324,10 @@ func (v *localVerifier) fetchAndCache(id string) (*clientEntry, error) {
 		outdated, raced := v.checkAnswer(id, e.index, start)
 		keep := func() bool { _, r := v.checkAnswer(id, e.index, start); return !r }
 		if !outdated && !raced {
-			if e.notFound && v.negatives.AddIf(id, e.fetched.UnixNano(), keep) {
+			if e.notFound && v.negatives.AddIf(e.client.ClientID, e.fetched, keep) {
 				return nil, protocol.ErrClientNotFound
 			}
-			if !e.notFound && v.clients.AddIf(id, e, keep) {
+			if !e.notFound && v.clients.AddIf(e.client.ClientID, e, keep) {
 				return e, nil
 			}
 		}
@@ -366,12 +380,16 @@ func (v *localVerifier) fetchOnce(id string) (*clientEntry, error) {
 	// The generation before the fetch: a role change during it bumps the
 	// purge sequence, so the answer is not cached under a newer one.
 	var gen uint64
-	if snap := v.roles.Load(); snap != nil {
+	snap := v.roles.Load()
+	if snap != nil {
 		gen = snap.gen
 	}
 	resp, err := v.cp.client(ctx, id)
 	v.m.cpLatency.WithLabelValues("credentials").Observe(time.Since(start).Seconds())
-	e := &clientEntry{fetched: v.now(), epoch: v.epochs.Add(1), gen: gen}
+	// The id came out of a request's Authorization header: cached as it
+	// is, the key would keep that whole header alive. One copy, shared by
+	// the key and the entry.
+	e := &clientEntry{fetched: v.now().UnixNano(), epoch: v.epochs.Add(1), gen: gen, client: protocol.Client{ClientID: strings.Clone(id)}}
 	if errors.Is(err, errCPCatchingUp) {
 		// A catching-up node behind a load balancer: the next connection
 		// probably reaches another node. One immediate retry, then 503.
@@ -384,25 +402,44 @@ func (v *localVerifier) fetchOnce(id string) (*clientEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.index = resp.Index
-	if resp.Scopes != nil {
-		e.scopes = scopeengine.NewScopeSet(resp.Scopes)
+	if err := v.fill(e, resp); err != nil {
+		return nil, err
 	}
-	e.client = protocol.Client{
-		ClientID:    id,
-		AccessToken: resp.AccessToken,
-		// Normalised once here: ScopeSet.Satisfies needs sorted input.
-		ExpandedScopes: scopeengine.NewScopeSet(resp.ExpandedScopes),
-		Disabled:       resp.Disabled,
+	v.withAnonymous(e, snap)
+	return e, nil
+}
+
+// withAnonymous sets e.withAnon for e's expanded scopes under snap (the
+// snapshot of e.gen; nil before roles are loaded: then requests take the
+// general path, since no snapshot has generation 0).
+func (v *localVerifier) withAnonymous(e *clientEntry, snap *roleSnapshot) {
+	if snap == nil || scopeengine.ScopeSet(e.client.ExpandedScopes).SatisfiesAll(snap.anonymous) {
+		return
+	}
+	// Interned like the lists themselves: clients with equal sets share
+	// the merged one too.
+	e.withAnon = v.sets.intern(scopeengine.Merge(e.client.ExpandedScopes, snap.anonymous))
+}
+
+// fill sets e from a credentials answer. Both lists are normalised once
+// here (ScopeSet.Satisfies needs sorted input) and shared through v.sets;
+// a client without role scopes has expandedScopes equal to its scopes, and
+// then the entry holds one list.
+func (v *localVerifier) fill(e *clientEntry, resp *credentialsResponse) error {
+	e.index = resp.Index
+	e.client.AccessToken, e.client.Disabled = resp.AccessToken, resp.Disabled
+	e.client.ExpandedScopes = v.sets.intern(scopeengine.NewScopeSet(resp.ExpandedScopes))
+	if resp.Scopes != nil {
+		e.scopes = v.sets.intern(scopeengine.NewScopeSet(resp.Scopes))
 	}
 	if resp.Expires != "" {
 		t, err := time.Parse(time.RFC3339Nano, resp.Expires)
 		if err != nil {
-			return nil, fmt.Errorf("%w: bad expires %q in client credentials: %w", errCPBadAnswer, resp.Expires, err)
+			return fmt.Errorf("%w: bad expires %q in client credentials: %w", errCPBadAnswer, resp.Expires, err)
 		}
 		e.client.Expires = t
 	}
-	return e, nil
+	return nil
 }
 
 // checkAnswer reports whether an answer read at index is provably older
@@ -542,6 +579,9 @@ func (r *requestVerifier) Expand(scopes []string) []string {
 	r.v.m.expandedMiss.Inc()
 	out := r.snap.resolver.Expand(scopes)
 	in := append([]string(nil), scopes...)
+	// id and ext are parts of the Authorization header: copies, so the key
+	// does not keep the whole header alive.
+	key.id, key.ext = strings.Clone(key.id), strings.Clone(key.ext)
 	// At most two inputs share a key (the authorizedScopes check and the
 	// final result); more would only come from a collision of sizes.
 	if len(vals) >= 2 {
@@ -549,6 +589,37 @@ func (r *requestVerifier) Expand(scopes []string) []string {
 	}
 	r.v.expanded.Add(key, append(append([]expandValue(nil), vals...), expandValue{in: in, out: out}))
 	return out
+}
+
+// ExpandWith is protocol.ClosedExpander, the Authenticator's
+// expand(client's expandedScopes ∪ {assume:anonymous}) on every request.
+// Without it that went through Expand: a copy of the client's whole set
+// per request, then a comparison of every scope with the cached input —
+// for a client holding a broad assume:…* (thousands of scopes) most of the
+// request's cost. The resolver's ExpandWith adds only extra's expansion to
+// the closed set and returns the set itself (shared, no allocation) when
+// that adds nothing.
+func (r *requestVerifier) ExpandWith(closed, extra []string) []string {
+	e := r.entry
+	if e == nil || e.gen != r.snap.gen || !sameSlice(closed, e.client.ExpandedScopes) {
+		// Not provably closed under this role set (a re-expansion raced
+		// this request): the full expansion is always right.
+		return r.Expand(append(append(make([]string, 0, len(closed)+len(extra)), closed...), extra...))
+	}
+	if len(extra) != 1 || extra[0] != "assume:anonymous" {
+		return r.snap.resolver.ExpandWith(closed, extra)
+	}
+	// The Authenticator's case, on every request: worked out when the
+	// entry was made (withAnonymous), under this very role set.
+	if e.withAnon != nil {
+		return e.withAnon
+	}
+	return closed
+}
+
+// sameSlice reports whether a and b are the same slice (array and length).
+func sameSlice(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func equalStrings(a, b []string) bool {

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -36,6 +37,22 @@ type metrics struct {
 	expandedHit, expandedMiss                       prometheus.Counter
 	verifyLocal, verifyRemote                       prometheus.Observer
 	upstreamByClass                                 [6]prometheus.Observer // index: status/100, 0 = transport error
+
+	// byRoute caches requests' children by (route, outcome): route names
+	// come from the policy, so the set is small, but not known up front.
+	byRoute sync.Map // routeOutcome -> prometheus.Counter
+}
+
+type routeOutcome struct{ route, outcome string }
+
+// request is requests_total{route, outcome}, resolved once per pair.
+func (m *metrics) request(route, outcome string) prometheus.Counter {
+	k := routeOutcome{route, outcome}
+	if c, ok := m.byRoute.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := m.byRoute.LoadOrStore(k, m.requests.WithLabelValues(route, outcome))
+	return c.(prometheus.Counter)
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {

@@ -10,8 +10,6 @@ import (
 	"time"
 )
 
-type decisionKey struct{}
-
 // newReverseProxy builds the proxy to the upstream: Rewrite (not the
 // deprecated Director, whose hop-by-hop removal runs after it and would
 // let a caller name our headers in Connection, golang/go#50580), a keep-alive
@@ -71,7 +69,7 @@ func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
-	d, _ := pr.In.Context().Value(decisionKey{}).(*decision)
+	d := decisionFrom(pr.In.Context())
 	if d == nil {
 		// Unreachable: serveProxy always sets it. Fail closed anyway.
 		d = &decision{id: identity{scheme: "none"}}
@@ -121,7 +119,7 @@ func (s *Sidecar) rewrite(pr *httputil.ProxyRequest) {
 }
 
 func (s *Sidecar) modifyResponse(resp *http.Response) error {
-	d, _ := resp.Request.Context().Value(decisionKey{}).(*decision)
+	d := decisionFrom(resp.Request.Context())
 	if d != nil && d.id.stale != "" {
 		resp.Header.Set(HeaderAuthStale, d.id.stale)
 	}
@@ -131,7 +129,7 @@ func (s *Sidecar) modifyResponse(resp *http.Response) error {
 // proxyError answers upstream failures: 504 when the upstream did not
 // send its response headers within UpstreamTimeout, 502 otherwise.
 func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	d, _ := r.Context().Value(decisionKey{}).(*decision)
+	d := decisionFrom(r.Context())
 	if d != nil {
 		d.upstreamFailed = true
 	}
@@ -164,11 +162,33 @@ func (s *Sidecar) serveProxy(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, dn.route, dn.params, dn)
 		return
 	}
-	r = r.WithContext(context.WithValue(r.Context(), decisionKey{}, d))
+	rl := reqLogFrom(r.Context())
+	if rl == nil {
+		// Not through ServeHTTP (serveLogged): give Rewrite its decision.
+		rl = &reqLog{}
+		r = r.WithContext(context.WithValue(r.Context(), reqLogKey{}, rl))
+	}
+	rl.decision = d
 	s.proxy.ServeHTTP(w, r)
 	outcome := d.outcome
 	if d.upstreamFailed {
 		outcome = outcomeUpstreamErr
+	} else if f, ok := w.(http.Flusher); ok && !d.upgrade {
+		// The answer goes out now, not when the handler returns: the
+		// request line and the metrics below are then off the caller's
+		// latency. The framing is unchanged (ReverseProxy has copied the
+		// upstream's Content-Length, or streamed an unknown length with
+		// flushes already), and finishRequest has nothing left to write.
+		f.Flush()
 	}
 	s.record(r.Context(), d.route.Name, outcome)
+}
+
+// decisionFrom is the proxy decision of the request in ctx (nil: none,
+// which Rewrite treats as anonymous: fail closed).
+func decisionFrom(ctx context.Context) *decision {
+	if rl := reqLogFrom(ctx); rl != nil {
+		return rl.decision
+	}
+	return nil
 }

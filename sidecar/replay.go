@@ -44,10 +44,45 @@ type nonceShard struct {
 // clientNonces is one client's share of the store. floor is the lowest
 // bucket still accepted for this client: raised only when this client's
 // own oldest bucket was dropped to make room.
+//
+// buckets is a slice, not a map: most clients hold one or two buckets
+// (the skew window has 180 at most), and a map per client was ~100 bytes
+// of a sidecar's memory for each of the 100,000 clients it may serve.
 type clientNonces struct {
 	count   int
 	floor   int64
-	buckets map[int64]map[nonceKey]struct{}
+	buckets []nonceBucket
+}
+
+type nonceBucket struct {
+	b    int64 // ts / nonceBucketSeconds
+	keys map[nonceKey]struct{}
+}
+
+// bucket returns c's bucket b, adding it if add.
+func (c *clientNonces) bucket(b int64, add bool) map[nonceKey]struct{} {
+	for i := range c.buckets {
+		if c.buckets[i].b == b {
+			return c.buckets[i].keys
+		}
+	}
+	if !add {
+		return nil
+	}
+	m := map[nonceKey]struct{}{}
+	c.buckets = append(c.buckets, nonceBucket{b: b, keys: m})
+	return m
+}
+
+// dropBucket removes c.buckets[i] (order does not matter) and returns
+// how many entries it held.
+func (c *clientNonces) dropBucket(i int) int {
+	n := len(c.buckets[i].keys)
+	last := len(c.buckets) - 1
+	c.buckets[i] = c.buckets[last]
+	c.buckets[last] = nonceBucket{}
+	c.buckets = c.buckets[:last]
+	return n
 }
 
 // noFloor is the floor of a client that never lost a bucket.
@@ -109,7 +144,7 @@ func (s *nonceStore) check(clientID, ts, nonce string) nonceVerdict {
 	sh.mu.Lock()
 	c := sh.clients[slot]
 	if c == nil {
-		c = &clientNonces{floor: noFloor, buckets: map[int64]map[nonceKey]struct{}{}}
+		c = &clientNonces{floor: noFloor}
 		sh.clients[slot] = c
 		s.count.Add(recordUnits)
 	}
@@ -117,11 +152,7 @@ func (s *nonceStore) check(clientID, ts, nonce string) nonceVerdict {
 		sh.mu.Unlock()
 		return nonceTooOld
 	}
-	b := c.buckets[bucket]
-	if b == nil {
-		b = map[nonceKey]struct{}{}
-		c.buckets[bucket] = b
-	}
+	b := c.bucket(bucket, true)
 	if _, seen := b[key]; seen {
 		sh.mu.Unlock()
 		return nonceReplayed
@@ -144,11 +175,11 @@ func (s *nonceStore) expire(now time.Time) {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		for slot, c := range sh.clients {
-			for b, m := range c.buckets {
-				if b < limit {
-					c.count -= len(m)
-					s.count.Add(-int64(len(m)))
-					delete(c.buckets, b)
+			for i := len(c.buckets) - 1; i >= 0; i-- {
+				if c.buckets[i].b < limit {
+					n := c.dropBucket(i)
+					c.count -= n
+					s.count.Add(-int64(n))
 				}
 			}
 			if c.count == 0 && c.floor <= limit {
@@ -261,12 +292,14 @@ func trimLevel(shares []clientShare, need int64) int {
 // entries, and raises c's floor past them. Call with c's shard locked.
 func (s *nonceStore) trimClient(c *clientNonces, level int) {
 	for c.count > level && len(c.buckets) > 0 {
-		oldest := int64(1<<62 - 1)
-		for b := range c.buckets {
-			oldest = min(oldest, b)
+		oi := 0
+		for i := range c.buckets {
+			if c.buckets[i].b < c.buckets[oi].b {
+				oi = i
+			}
 		}
-		n := len(c.buckets[oldest])
-		delete(c.buckets, oldest)
+		oldest := c.buckets[oi].b
+		n := c.dropBucket(oi)
 		c.count -= n
 		s.count.Add(-int64(n))
 		c.floor = max(c.floor, oldest+1)

@@ -37,6 +37,8 @@ type Sidecar struct {
 	hosts    []publicHost // Config.PublicHosts; nil = any host
 	log      *slog.Logger
 	auth     *prometheus.CounterVec // requestlog.go
+	// The children of auth every allowed request touches, resolved once.
+	authSuccess, authAnonymous prometheus.Counter
 }
 
 // New validates cfg, fills its defaults, loads the route policy
@@ -54,6 +56,7 @@ func New(cfg Config) (*Sidecar, error) {
 	s.policy.Store(pol)
 	s.m = newMetrics(cfg.Registry)
 	s.auth = newAuthCounter(s.m.reg)
+	s.authSuccess, s.authAnonymous = s.auth.WithLabelValues("success", ""), s.auth.WithLabelValues("anonymous", "")
 	s.cp = newControlPlane(cfg.ControlPlane, cfg.Credentials, cfg.ControlPlaneTransport, cfg.FetchTimeout, cfg.FeedWait)
 	if cfg.Verify == VerifyLocal {
 		s.local = newLocalVerifier(&s.cfg, s.cp, s.m)
