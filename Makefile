@@ -13,7 +13,7 @@ BENCHTIME ?= 1s
 NODE_DIR  := integration/node
 BIN       := bin/tcauth
 
-.PHONY: all build test test-unit test-integration test-reliability lint fuzz bench deps deps-node deps-net deps-nginx deps-oidc deps-browser deps-azurite deps-minio deps-rabbitmq deps-prev-release clean
+.PHONY: all build test test-unit test-integration test-reliability lint fuzz bench deps deps-node deps-net deps-nginx deps-oidc deps-browser deps-azurite deps-minio deps-rabbitmq deps-prev-release deps-bench bench-compare bench-smoke clean
 
 all: build
 
@@ -27,11 +27,11 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/tcauth
 
 ## test: everything CI runs.
-test: deps lint test-unit fuzz test-integration test-reliability
+test: deps lint test-unit fuzz test-integration bench-smoke test-reliability
 	@echo "make test: all checks passed"
 
 ## deps: install what the tests need on a fresh machine.
-deps: deps-node deps-net deps-nginx deps-oidc deps-browser deps-azurite deps-minio deps-rabbitmq
+deps: deps-node deps-net deps-nginx deps-oidc deps-browser deps-azurite deps-minio deps-rabbitmq deps-bench
 
 # The example OpenID provider of github.com/zitadel/oidc/v3 (example/server:
 # discovery, a login form, users from USERS_FILE), the real OIDC provider of
@@ -178,6 +178,38 @@ FUZZ_ROTATE     ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || date +%Y
 
 fuzz:
 	@set -e; start=$$(date +%s); targets=$$(for dir in $$($(GO) list -f '{{.Dir}}' ./... ); do 			for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do 				echo "$$dir:$$t"; done; done); 	n=$$(echo "$$targets" | wc -l); first=$$(( $$(printf '%s' '$(FUZZ_ROTATE)' | cksum | cut -d' ' -f1) % n )); 	long=$$(echo "$$targets" | awk -v f=$$first -v c=$(FUZZ_LONG_COUNT) -v n=$$n '(NR-1-f+n)%n < c'); 	echo "fuzz: $$n targets, $(FUZZTIME) each; long run ($(FUZZ_LONG)) for:" $$(echo "$$long" | sed 's/.*://') "(FUZZ_ROTATE=$(FUZZ_ROTATE))"; 	for spec in $$targets; do 		dir=$${spec%:*}; t=$${spec##*:}; fuzztime=$(FUZZTIME); 		if echo "$$long" | grep -qxF "$$spec"; then fuzztime=$(FUZZ_LONG); fi; 		for attempt in 1 2 3; do 			echo "fuzz $$t in $${dir#$(CURDIR)/} for $$fuzztime"; 			if $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$$fuzztime $$dir >/tmp/tcauth-fuzz.log 2>&1; then break; fi; 			if [ $$attempt -lt 3 ] && grep -q 'context deadline exceeded' /tmp/tcauth-fuzz.log && ! grep -q 'Failing input written' /tmp/tcauth-fuzz.log; then 				echo "  coordinator deadline race (golang/go#75804), no failing input: retrying"; continue; fi; 			cat /tmp/tcauth-fuzz.log; exit 1; 		done; 	done; 	echo "fuzz: $$n targets in $$(( $$(date +%s) - start )) s"
+
+## bench-compare: tcauth measured side by side with what its users would run
+## instead (integration/benchcompare): the table in bin/bench/bench-compare.md,
+## latency curves in bin/bench/bench-compare.png. BENCH_DURATION (per
+## contender per round, default 5s) and BENCH_ROUNDS (default 3) size it;
+## BENCH_SMOKE=1 is the quick run. Run it on an otherwise idle machine.
+bench-compare: build deps-bench
+	BENCH_COMPARE=1 BENCH_SMOKE=$(BENCH_SMOKE) BENCH_DURATION=$(BENCH_DURATION) BENCH_ROUNDS=$(BENCH_ROUNDS) \
+		BENCH_COMMAND="make bench-compare$(if $(BENCH_SMOKE), BENCH_SMOKE=$(BENCH_SMOKE))$(if $(BENCH_DURATION), BENCH_DURATION=$(BENCH_DURATION))$(if $(BENCH_ROUNDS), BENCH_ROUNDS=$(BENCH_ROUNDS))" \
+		TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_REQUIRE_PEERS=1 \
+		$(GO) test -count=1 -timeout 60m -run '^TestBenchCompare$$' -v ./integration/benchcompare/
+
+## bench-smoke: make test's run of bench-compare (BENCH_SMOKE=1: a second per
+## contender, one round, small data), to prove the harness still works; its
+## figures mean nothing and go to bin/bench-smoke/, not over a real run's.
+bench-smoke: build deps-bench
+	BENCH_SMOKE=1 BENCH_OUT=$(CURDIR)/bin/bench-smoke BENCH_COMMAND="make bench-smoke" \
+		TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_REQUIRE_PEERS=1 \
+		$(GO) test -count=1 -timeout 10m -run '^TestBenchCompare$$' ./integration/benchcompare/
+
+# Debian's Caddy (2.6.2 on bookworm) and etcd for make bench-compare's
+# contenders, nginx through deps-nginx. Checked by file. The packages' own
+# services are not wanted (the benchmark runs its own on private ports).
+CADDY = /usr/bin/caddy
+ETCD  = /usr/bin/etcd
+deps-bench: deps-nginx
+	@if [ ! -x $(CADDY) ] || [ ! -x $(ETCD) ]; then \
+		echo "installing caddy and etcd-server from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends caddy etcd-server >/dev/null; \
+		for s in caddy etcd; do { service $$s stop >/dev/null 2>&1 || true; }; \
+			{ command -v systemctl >/dev/null 2>&1 && systemctl disable $$s >/dev/null 2>&1 || true; }; done; \
+		[ -x $(CADDY) ] && [ -x $(ETCD) ] || { echo "deps-bench: $(CADDY) or $(ETCD) missing after install"; exit 1; }; fi
 
 ## bench: every benchmark, one run, figures side by side.
 bench:

@@ -369,7 +369,17 @@ func (n *Node) WaitReady(t testing.TB, timeout time.Duration) {
 
 // Metric reads one unlabelled series from n's /metrics.
 func (n *Node) Metric(name string) (float64, error) {
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(n.URL() + "/metrics")
+	v, err := ScrapeMetric(n.URL()+"/metrics", name)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", n.ID, err)
+	}
+	return v, nil
+}
+
+// ScrapeMetric reads one series (its name with labels as exposed, e.g.
+// `x{a="b"}`) from a Prometheus text endpoint.
+func ScrapeMetric(url, name string) (float64, error) {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
 	if err != nil {
 		return 0, err
 	}
@@ -381,7 +391,7 @@ func (n *Node) Metric(name string) (float64, error) {
 			return strconv.ParseFloat(strings.TrimSpace(v), 64)
 		}
 	}
-	return 0, fmt.Errorf("%s: no %s", n.ID, name)
+	return 0, fmt.Errorf("%s: no %s", url, name)
 }
 
 // LastLineWith is the last line of log containing s ("" if none).

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -163,49 +162,6 @@ func TestNginxForwardAuth(t *testing.T) {
 	}
 }
 
-// headerRecorder is the protected service of TestNginxForgedIdentityHeaders:
-// a real HTTP server that answers 200 and keeps the headers of the last
-// request, so the test sees exactly what nginx passed on.
-type headerRecorder struct {
-	mu   sync.Mutex
-	last http.Header
-}
-
-func (h *headerRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.mu.Lock()
-	h.last = r.Header.Clone()
-	h.mu.Unlock()
-	w.Write([]byte(`{"ok": true}`))
-}
-
-func (h *headerRecorder) take() http.Header {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	last := h.last
-	h.last = nil
-	return last
-}
-
-// forgedIdentityHeaders are header names a caller may try: every
-// X-Taskcluster-* name the sidecar sets (sidecar/headers.go), unknown ones,
-// other spellings of the same names (case, '_' for '-', which CGI/WSGI-style
-// stacks fold into the same variable) — each with a value naming itself.
-func forgedIdentityHeaders() map[string]string {
-	names := []string{
-		"X-Taskcluster-Client-Id", "X-Taskcluster-Scopes", "X-Taskcluster-Scopes-Truncated",
-		"X-Taskcluster-Expires", "X-Taskcluster-Auth-Scheme", "X-Taskcluster-Auth-Stale",
-		"X-Taskcluster-Route", "X-Taskcluster-Payload-Hash", "X-Taskcluster-Error",
-		"X-Taskcluster-Foo", "X-Taskcluster-", "x-taskcluster-client-id", "X-TASKCLUSTER-SCOPES",
-		"x-TaskCluster-Expires", "X_Taskcluster-Client-Id", "X-Taskcluster_Scopes", "x_taskcluster_auth_scheme",
-		"X_TASKCLUSTER_PAYLOAD_HASH", "X.Taskcluster-Client-Id",
-	}
-	h := make(map[string]string, len(names))
-	for _, n := range names {
-		h[n] = "forged-" + strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(n))
-	}
-	return h
-}
-
 // TestNginxForgedIdentityHeaders: whatever X-Taskcluster-* headers a caller
 // sends through nginx, in whatever spelling, the service sees only the ones
 // the sidecar attached — anonymous or authenticated, with or without a
@@ -213,7 +169,7 @@ func forgedIdentityHeaders() map[string]string {
 func TestNginxForgedIdentityHeaders(t *testing.T) {
 	nginxBinary(t)
 	c := harness.StartCluster(t, harness.ClusterConfig{Size: 1})
-	rec := &headerRecorder{}
+	rec := &harness.HeaderRecorder{}
 	svc := httptest.NewServer(rec)
 	t.Cleanup(svc.Close)
 	routes := "routes:\n  - {method: GET, path: /public, public: true}\n" +
@@ -246,9 +202,9 @@ func TestNginxForgedIdentityHeaders(t *testing.T) {
 			if tc.method == "PUT" {
 				b = body
 			}
-			a := nginxCall(t, base, tc.creds, tc.method, tc.path, b, tc.opts, forgedIdentityHeaders())
+			a := nginxCall(t, base, tc.creds, tc.method, tc.path, b, tc.opts, harness.ForgedIdentityHeaders())
 			expect(t, tc.name, a, 200, "")
-			got := rec.take()
+			got := rec.Take()
 			if got == nil {
 				t.Fatal("the request did not reach the service")
 			}

@@ -1,0 +1,6 @@
+//go:build !race
+
+package benchcompare
+
+// raceEnabled: see peers_race_test.go.
+const raceEnabled = false
