@@ -211,9 +211,14 @@ deps-bench: deps-nginx
 			{ command -v systemctl >/dev/null 2>&1 && systemctl disable $$s >/dev/null 2>&1 || true; }; done; \
 		[ -x $(CADDY) ] && [ -x $(ETCD) ] || { echo "deps-bench: $(CADDY) or $(ETCD) missing after install"; exit 1; }; fi
 
-## bench: every benchmark, one run, figures side by side.
-bench:
+## bench: every Go benchmark, one run, figures side by side; then the
+## memory section of bench-compare (bytes per client and per role from the
+## RSS of real processes, which heap estimates miss) into bin/bench-memory/.
+bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) $$($(GO) list ./... | grep -v /integration/)
+	BENCH_COMPARE=1 BENCH_OUT=$(CURDIR)/bin/bench-memory BENCH_COMMAND="make bench" \
+		TCAUTH_BIN=$(CURDIR)/$(BIN) TCAUTH_REQUIRE_PEERS=1 \
+		$(GO) test -count=1 -timeout 30m -run '^TestBenchCompare$$/^memory$$' -v ./integration/benchcompare/
 
 clean:
 	rm -rf bin
