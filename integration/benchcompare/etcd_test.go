@@ -113,7 +113,10 @@ func (w *writeBench) atWriters(t *testing.T, writers int) []Row {
 
 // run is one contender's closed loop with a pool signed just before it.
 func (w *writeBench) run(name string, writers int, hc *http.Client, d time.Duration) (Sample, error) {
-	n := w.sizer.size(name, d)
+	// Sized by what this contender did at this writer count: the rate at
+	// one writer says nothing of sixteen.
+	key := fmt.Sprintf("%s, %d writers", name, writers)
+	n := w.sizer.size(key, d)
 	tag := w.seq.Add(1)
 	if name == wEtcd {
 		value := strings.Repeat("v", 256)
@@ -134,7 +137,7 @@ func (w *writeBench) run(name string, writers int, hc *http.Client, d time.Durat
 	smp, err := withCPU(nodePids(w.c), func() Sample {
 		return ClosedLoop(writers, d, func(int, int) error { return pool.send(hc, nil) })
 	})
-	w.sizer.observe(name, smp)
+	w.sizer.observe(key, smp)
 	return smp, err
 }
 

@@ -125,7 +125,7 @@ func startContenders(t *testing.T, c *harness.Cluster) []contender {
 		append(info, "--mode", "forward-auth", "--trusted-proxy", "127.0.0.1/32")...)
 	ng, ngURL := startNginx(t, c, fwd.URL, upstream, "/healthz")
 	cd, cdURL := startCaddy(t, c, fwd.URL, upstream, "/healthz", false)
-	ngNote, cdNote := "examples/nginx as is (no upstream keepalive)", "examples/caddy"
+	ngNote, cdNote := "examples/nginx", "examples/caddy"
 	if p := os.Getenv("TCAUTH_NGINX_TEMPLATE"); p != "" {
 		ngNote = "TCAUTH_NGINX_TEMPLATE=" + p
 	}
