@@ -252,8 +252,15 @@ func (s *Store) MemberFormats() map[string]int {
 
 // requireFormat returns nil once every member is known to read format
 // need, waiting up to formatWait for members not yet dialled, and
-// ErrFormatNotEnabled naming the others.
+// ErrFormatNotEnabled naming the others. Once the committed state holds
+// that format already, the gate is open for good: a member that cannot
+// read it has halted on the entry that brought it, so another such entry
+// costs nothing, and refusing would stall the outbox of a new leader that
+// never reached a member which died before the failover.
 func (s *Store) requireFormat(ctx context.Context, need int) error {
+	if s.committedFormat() >= need {
+		return nil
+	}
 	deadline := time.Now().Add(formatWait)
 	for {
 		var behind, unknown []string
@@ -282,6 +289,14 @@ func (s *Store) requireFormat(ctx context.Context, need int) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// committedFormat is the newest format of anything this node applied
+// (state.committedFormat): committed, so a majority holds it.
+func (s *Store) committedFormat() int {
+	s.fsm.mu.RLock()
+	defer s.fsm.mu.RUnlock()
+	return s.fsm.st.committedFormat
 }
 
 func listOrNone(ids []string) string {

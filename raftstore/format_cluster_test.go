@@ -84,17 +84,63 @@ func TestFormatGateMixedCluster(t *testing.T) {
 }
 
 // leaderExcept waits for a leader that is not node i, moving leadership
-// away from i if it has it.
+// away from i if it has it (node i may be stopped).
 func leaderExcept(t *testing.T, c *TestCluster, i int) *Store {
 	t.Helper()
 	var l *Store
 	waitFor(t, "a leader other than the old node", func() bool {
 		l = c.Leader()
-		if l == c.Nodes[i] {
+		if l != nil && l == c.Nodes[i] {
 			_ = l.raft.LeadershipTransfer().Error()
 			return false
 		}
 		return l != nil
 	})
 	return l
+}
+
+// TestFormatGateOpenOnceCommitted: a leader elected after the old one died
+// never dialled it, so it cannot know what that member reads; once the
+// state holds the outbox's format, the outbox ops still pass (the events
+// publisher records its progress through them on every leader).
+func TestFormatGateOpenOnceCommitted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node")
+	}
+	c := NewTestCluster(t, 3)
+	ctx := context.Background()
+	onLeader(t, c, func(s *Store) error { return s.EnableOutbox(ctx, 10) })
+	waitFor(t, "every node to have the outbox", func() bool {
+		for _, s := range c.Nodes {
+			if !s.OutboxStatus().Enabled {
+				return false
+			}
+		}
+		return true
+	})
+
+	dead := -1
+	for i, s := range c.Nodes {
+		if s == c.WaitLeader() {
+			dead = i
+		}
+	}
+	deadID := c.Nodes[dead].NodeID()
+	c.Stop(dead)
+	leader := leaderExcept(t, c, dead)
+	// As if it had never reached the dead member.
+	servers, _ := leader.configServers()
+	for _, srv := range servers {
+		if string(srv.ID) == deadID {
+			leader.formats.mu.Lock()
+			delete(leader.formats.m, string(srv.Address))
+			leader.formats.mu.Unlock()
+		}
+	}
+	if got := leader.MemberFormats()[deadID]; got != 0 {
+		t.Fatalf("the leader still knows the dead member's format: %d", got)
+	}
+	if err := leader.EnableOutbox(ctx, 20); err != nil {
+		t.Fatalf("outbox op with a format already committed and a member unknown: %v", err)
+	}
 }

@@ -125,6 +125,7 @@ func applyCommand(st *state, index uint64, data []byte, maxFormat int) (res Appl
 		return ApplyResult{}, nil, err
 	}
 	st.applying = index
+	st.committedFormat = max(st.committedFormat, max1(cmd.Format))
 	res, changes, err = st.apply(&cmd)
 	if err == nil {
 		st.outbox.record(index, &cmd, changes)
@@ -338,6 +339,7 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		return nil, 0, fmt.Errorf("raftstore: snapshot of version %d announces an outbox, which needs version %d", h.Version, formatOutbox)
 	}
 	st := newState()
+	st.committedFormat = h.Version
 	ended, sawOutbox := false, false
 	for {
 		var line snapshotLine

@@ -38,6 +38,11 @@ type state struct {
 	// its events.
 	outbox   outbox
 	applying uint64
+	// committedFormat is the newest format this state is known to hold
+	// committed: its snapshot's version, raised by every entry applied
+	// since. Not written to snapshots (a snapshot's version says it); a
+	// hint for the leader's format gate, never for what is applied.
+	committedFormat int
 }
 
 func newState() *state {
