@@ -1,12 +1,12 @@
 package cloud
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,6 +14,9 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/jwt"
+	"google.golang.org/api/googleapi"
+	iamcredentials "google.golang.org/api/iamcredentials/v1"
+	"google.golang.org/api/option"
 )
 
 // GCPConfig configures gcpCredentials, in the shape of the reference's
@@ -49,15 +52,47 @@ const (
 )
 
 type gcpBackend struct {
-	endpoint string
 	projects map[string]*gcpProject
 }
 
 type gcpProject struct {
 	allowed []string
-	// token authenticates tcauth's own calls (OAuth 2.0 JWT bearer grant
-	// with the configured key, RFC 7523); cached until it expires.
-	token oauth2.TokenSource
+	// iam is Google's IAM Credentials client, signed in as the project's
+	// key: its HTTP client adds tcauth's own token (OAuth 2.0 JWT bearer
+	// grant with the key, RFC 7523; cached until it expires). Given the
+	// client, the library looks up no Application Default Credentials.
+	iam *iamcredentials.Service
+}
+
+// gcpAnswerLimit caps how much of an IAM Credentials answer is read.
+const gcpAnswerLimit = 1 << 20
+
+// errGCPOwnToken replaces the error of fetching tcauth's own token:
+// oauth2's may carry the token endpoint's body.
+var errGCPOwnToken = errors.New("gcp: getting tcauth's own access token failed")
+
+type gcpOwnToken struct{ ts oauth2.TokenSource }
+
+func (o gcpOwnToken) Token() (*oauth2.Token, error) {
+	t, err := o.ts.Token()
+	if err != nil {
+		return nil, errGCPOwnToken
+	}
+	return t, nil
+}
+
+// gcpLimitAnswer reads at most gcpAnswerLimit bytes of each answer body.
+type gcpLimitAnswer struct{ base http.RoundTripper }
+
+func (l gcpLimitAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.base.RoundTrip(r)
+	if err == nil {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.LimitReader(resp.Body, gcpAnswerLimit), resp.Body}
+	}
+	return resp, err
 }
 
 // GCPToken is the reply of gcpCredentials: IAM Credentials' own answer.
@@ -81,18 +116,25 @@ func (s *Service) checkGCP() error {
 	if c == nil {
 		return nil
 	}
-	b := &gcpBackend{endpoint: c.Endpoint, projects: map[string]*gcpProject{}}
-	if b.endpoint == "" {
-		b.endpoint = DefaultGCPEndpoint
+	b := &gcpBackend{projects: map[string]*gcpProject{}}
+	endpoint := c.Endpoint
+	if endpoint == "" {
+		endpoint = DefaultGCPEndpoint
 	}
-	if u, err := url.Parse(b.endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("cloud: gcp.endpoint %q is not an http(s) URL", b.endpoint)
+	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("cloud: gcp.endpoint %q is not an http(s) URL", endpoint)
 	}
-	b.endpoint = strings.TrimRight(b.endpoint, "/") + "/"
+	// A full URL, which the library takes verbatim; the slash keeps a
+	// path prefix when the method's path is resolved against it.
+	endpoint = strings.TrimRight(endpoint, "/") + "/"
 	if len(c.AllowedProjects) == 0 {
 		return errors.New("cloud: gcp.allowedProjects is empty")
 	}
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, s.cfg.HTTPClient)
+	base := s.cfg.HTTPClient.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
 	for id, p := range c.AllowedProjects {
 		name := "gcp.allowedProjects." + id + ".credentials"
 		raw, err := secretValue(name, p.Credentials, p.CredentialsFile)
@@ -112,7 +154,19 @@ func (s *Service) checkGCP() error {
 		}
 		jc := &jwt.Config{Email: key.ClientEmail, PrivateKey: []byte(key.PrivateKey), PrivateKeyID: key.PrivateKeyID,
 			Scopes: []string{gcpScope}, TokenURL: key.TokenURI}
-		b.projects[id] = &gcpProject{allowed: slices.Clone(p.AllowedServiceAccounts), token: jc.TokenSource(ctx)}
+		// A copy of the configured client (its timeout, redirects), not
+		// oauth2.NewClient's, which keeps only the transport.
+		hc := *s.cfg.HTTPClient
+		hc.Transport = &oauth2.Transport{Source: gcpOwnToken{jc.TokenSource(ctx)}, Base: gcpLimitAnswer{base}}
+		iam, err := iamcredentials.NewService(context.Background(), option.WithHTTPClient(&hc),
+			option.WithEndpoint(endpoint),
+			// The library's debug log (GOOGLE_SDK_GO_LOGGING_LEVEL) would
+			// record the minted tokens.
+			option.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			return fmt.Errorf("cloud: gcp: %v", err)
+		}
+		b.projects[id] = &gcpProject{allowed: slices.Clone(p.AllowedServiceAccounts), iam: iam}
 	}
 	s.gcp = b
 	return nil
@@ -134,42 +188,29 @@ func (s *Service) GCPCredentials(ctx context.Context, projectID, serviceAccount 
 	if !slices.Contains(p.allowed, serviceAccount) {
 		return GCPToken{}, newErr(ErrInput, "The service account %s isn't allowed", serviceAccount)
 	}
-	own, err := p.token.Token()
-	if err != nil {
-		// oauth2's error may carry the token endpoint's body; keep it out.
-		return GCPToken{}, newErr(ErrUpstream, "gcp: getting tcauth's own access token failed")
-	}
-	return s.generateAccessToken(ctx, own.AccessToken, serviceAccount)
+	return generateAccessToken(ctx, p.iam, serviceAccount)
 }
 
 // generateAccessToken is POST v1/projects/-/serviceAccounts/<sa>:generateAccessToken
 // ("-": Google requires the wildcard project) with {scope, lifetime}.
-func (s *Service) generateAccessToken(ctx context.Context, bearer, serviceAccount string) (GCPToken, error) {
-	body, _ := json.Marshal(map[string]any{"scope": []string{gcpScope}, "lifetime": gcpLifetime})
-	u := s.gcp.endpoint + "v1/projects/-/serviceAccounts/" + url.PathEscape(serviceAccount) + ":generateAccessToken"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return GCPToken{}, newErr(ErrUpstream, "gcp: %v", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+bearer)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.cfg.HTTPClient.Do(req)
-	if err != nil {
+func generateAccessToken(ctx context.Context, iam *iamcredentials.Service, serviceAccount string) (GCPToken, error) {
+	req := &iamcredentials.GenerateAccessTokenRequest{Scope: []string{gcpScope}, Lifetime: gcpLifetime}
+	resp, err := iam.Projects.ServiceAccounts.GenerateAccessToken("projects/-/serviceAccounts/"+serviceAccount, req).
+		Context(ctx).Do()
+	var ge *googleapi.Error
+	switch {
+	case errors.Is(err, errGCPOwnToken):
+		return GCPToken{}, newErr(ErrUpstream, "%v", errGCPOwnToken)
+	case errors.As(err, &ge):
+		return GCPToken{}, gcpError(ge.Code, []byte(ge.Body))
+	case err != nil:
 		return GCPToken{}, newErr(ErrUpstream, "gcp: generateAccessToken: %v", redactURLError(err))
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return GCPToken{}, newErr(ErrUpstream, "gcp: generateAccessToken: reading the answer: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return GCPToken{}, gcpError(resp.StatusCode, b)
-	}
-	var tok GCPToken
-	if err := json.Unmarshal(b, &tok); err != nil || tok.AccessToken == "" || tok.ExpireTime == "" {
+	case resp.HTTPStatusCode != http.StatusOK:
+		return GCPToken{}, newErr(ErrUpstream, "gcp: generateAccessToken answered %d", resp.HTTPStatusCode)
+	case resp.AccessToken == "" || resp.ExpireTime == "":
 		return GCPToken{}, newErr(ErrUpstream, "gcp: generateAccessToken answered 200 without accessToken and expireTime")
 	}
-	return tok, nil
+	return GCPToken{AccessToken: resp.AccessToken, ExpireTime: resp.ExpireTime}, nil
 }
 
 // gcpError maps a Google error answer ({"error": {code, message, status}}):

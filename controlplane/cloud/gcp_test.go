@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -97,8 +98,14 @@ func (f *fakeIAMCredentials) token(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, `{"access_token":"`+fakeGCPBearer+`","token_type":"Bearer","expires_in":3599}`)
 }
 
+// generate checks generateAccessToken: POST, tcauth's own bearer, a JSON
+// body of exactly {lifetime, scope} (no delegates; encoding/json's
+// Encoder, as Google's client library uses, ends it with a newline), and
+// only the system parameters the client library sends (alt=json asks
+// for a JSON answer; prettyPrint=false for a compact one).
 func (f *fakeIAMCredentials) generate(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	q := r.URL.Query()
 	switch {
 	case r.Method != http.MethodPost:
 		f.problem("generateAccessToken: method " + r.Method)
@@ -106,7 +113,9 @@ func (f *fakeIAMCredentials) generate(w http.ResponseWriter, r *http.Request) {
 		f.problem("generateAccessToken: Authorization " + r.Header.Get("Authorization"))
 	case !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json"):
 		f.problem("generateAccessToken: Content-Type " + r.Header.Get("Content-Type"))
-	case string(body) != `{"lifetime":"3600s","scope":["https://www.googleapis.com/auth/cloud-platform"]}`:
+	case q.Encode() != "alt=json&prettyPrint=false" && q.Encode() != "alt=json":
+		f.problem("generateAccessToken: query " + r.URL.RawQuery)
+	case strings.TrimSuffix(string(body), "\n") != `{"lifetime":"3600s","scope":["https://www.googleapis.com/auth/cloud-platform"]}`:
 		f.problem("generateAccessToken: body " + string(body))
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -129,6 +138,9 @@ func (f *fakeIAMCredentials) check() {
 }
 
 func TestGCPCredentials(t *testing.T) {
+	// Application Default Credentials must never be looked up: this one
+	// would fail every call that tried.
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "absent.json"))
 	fake, key := newFakeIAMCredentials(t)
 	s := newServiceAt(t, Config{GCP: &GCPConfig{Endpoint: fake.srv.URL, AllowedProjects: map[string]GCPProject{
 		"proj": {Credentials: key, AllowedServiceAccounts: []string{"worker@proj.iam.gserviceaccount.com"}},
@@ -159,6 +171,9 @@ func TestGCPCredentials(t *testing.T) {
 			ErrNotFound, "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist)."},
 		{"google fails", "proj", "worker@proj.iam.gserviceaccount.com", 503, `{"error":{"code":503,"message":"backend","status":"UNAVAILABLE"}}`, ErrUpstream, ""},
 		{"google answers garbage", "proj", "worker@proj.iam.gserviceaccount.com", 500, `<html>`, ErrUpstream, ""},
+		{"google answers no token", "proj", "worker@proj.iam.gserviceaccount.com", 200, `{"expireTime":"2023-11-14T23:13:20Z"}`, ErrUpstream, ""},
+		{"google answers too much", "proj", "worker@proj.iam.gserviceaccount.com", 200,
+			`{"accessToken":"ya29.` + strings.Repeat("a", 1<<20) + `","expireTime":"2023-11-14T23:13:20Z"}`, ErrUpstream, ""},
 	} {
 		fake.status, fake.answer = c.status, c.answer
 		_, err := s.GCPCredentials(ctx, c.project, c.sa)
@@ -185,7 +200,7 @@ func TestGCPOwnTokenFailure(t *testing.T) {
 	s := newServiceAt(t, Config{GCP: &GCPConfig{Endpoint: fake.srv.URL, AllowedProjects: map[string]GCPProject{
 		"proj": {Credentials: key, AllowedServiceAccounts: []string{"worker@proj.iam.gserviceaccount.com"}}}}})
 	_, err := s.GCPCredentials(context.Background(), "proj", "worker@proj.iam.gserviceaccount.com")
-	if !errors.Is(err, ErrUpstream) || strings.Contains(err.Error(), "not found") {
+	if !errors.Is(err, ErrUpstream) || Message(err) != "gcp: getting tcauth's own access token failed" {
 		t.Fatalf("%v", err)
 	}
 	fake.mu.Lock()
