@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/tcauth/tcauth/controlplane/events"
+	"github.com/tcauth/tcauth/protocol"
 )
 
 // Events need the outbox of the Raft store: another Store is refused at
 // New, and with the Raft store the publisher's metrics are served.
 func TestEventsConfig(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ec := &events.Config{URL: "amqp://u:pw@127.0.0.1:1/", MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+	ec := &events.Config{URL: "amqp://u:pw@127.0.0.1:1/", MinBackoff: protocol.Duration(time.Millisecond), MaxBackoff: protocol.Duration(10 * time.Millisecond)}
 	if _, err := New(Config{Events: ec, Logger: quiet}, newMemStore()); err == nil || !strings.Contains(err.Error(), "outbox") {
 		t.Fatalf("a store without an outbox: %v", err)
 	}

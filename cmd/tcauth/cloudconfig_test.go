@@ -26,7 +26,7 @@ sentry:
 		t.Fatal(err)
 	}
 	if cc.Websocktunnel == nil || cc.Websocktunnel.SecretFile != secret || cc.Sentry == nil ||
-		cc.Sentry.PurgeInterval != 6*time.Hour || cc.Sentry.InitialTeam != "infra" || cc.GCP != nil {
+		time.Duration(cc.Sentry.PurgeInterval) != 6*time.Hour || cc.Sentry.InitialTeam != "infra" || cc.GCP != nil {
 		t.Fatalf("decoded %+v", cc)
 	}
 	checkConfigLoader(t, loadCloudConfig, dir, map[string]string{

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"fmt"
-	"math"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -13,29 +10,11 @@ import (
 	"github.com/tcauth/tcauth/protocol"
 )
 
-// parseDuration accepts a Go duration ("90s", "1h30m") or a relative time
-// in Taskcluster's fromNow syntax ("30 days", "1 year", "2h", "1d2h3min"; a
-// month is 30 days and a year 365, as taskcluster-client counts them), so
-// that every duration flag takes what `taskcluster from-now` takes. An
-// expression must name at least one amount: fromNow reads "" as now.
-func parseDuration(s string) (time.Duration, error) {
-	if d, err := time.ParseDuration(strings.TrimSpace(s)); err == nil {
-		return d, nil
-	}
-	now := time.Unix(0, 0)
-	t, err := protocol.FromNow(s, now)
-	if err != nil || !strings.ContainsAny(s, "0123456789") {
-		return 0, fmt.Errorf("%q is not a duration: want e.g. \"90s\", \"15m\", \"12h\", \"30 days\" or \"1 year\"", s)
-	}
-	// fromNow reaches a JavaScript Date's range (±275,000 years); a
-	// time.Duration ends at 292 years.
-	if secs := t.Unix(); secs > maxDurationSeconds || secs < -maxDurationSeconds {
-		return 0, fmt.Errorf("%q is too long for a duration (at most 292 years)", s)
-	}
-	return t.Sub(now), nil
-}
-
-const maxDurationSeconds = int64(math.MaxInt64 / time.Second)
+// parseDuration is the syntax of every duration flag: a Go duration
+// ("90s", "1h30m") or a Taskcluster fromNow expression ("30 days", "1
+// year"), as protocol.ParseDuration reads it, the same as the duration
+// keys of the --…-config files.
+func parseDuration(s string) (time.Duration, error) { return protocol.ParseDuration(s) }
 
 // durationValue is the flag.Value of a duration flag.
 type durationValue time.Duration

@@ -14,7 +14,7 @@ func TestLoadEventsConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ec.URLFile != urlFile || ec.ExchangePrefix != "exchange/x/v1/" || ec.OutboxLimit != 500 ||
-		ec.AckInterval != time.Second || ec.ConfirmTimeout != 30*time.Second {
+		time.Duration(ec.AckInterval) != time.Second || time.Duration(ec.ConfirmTimeout) != 30*time.Second {
 		t.Fatalf("decoded %+v", ec)
 	}
 	checkConfigLoader(t, loadEventsConfig, dir, map[string]string{

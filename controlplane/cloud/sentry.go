@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tcauth/tcauth/protocol"
 )
 
 // SentryConfig configures sentryDSN through Sentry's web API (/api/0/),
@@ -33,8 +35,9 @@ type SentryConfig struct {
 	// "<keyPrefix> managed (expires-at:<ISO time>)". Default DefaultSentryKeyPrefix.
 	KeyPrefix string `yaml:"keyPrefix"`
 	// PurgeInterval is how often the leader deletes expired managed keys.
-	// Default DefaultSentryPurgeInterval.
-	PurgeInterval time.Duration `yaml:"purgeInterval"`
+	// Default DefaultSentryPurgeInterval. A Go duration or a fromNow
+	// expression ("6h", "1 day").
+	PurgeInterval protocol.Duration `yaml:"purgeInterval"`
 }
 
 // Sentry defaults and the reference's key rotation: a key is handed out
@@ -93,7 +96,7 @@ func (s *Service) checkSentry() error {
 		cfg.KeyPrefix = DefaultSentryKeyPrefix
 	}
 	if cfg.PurgeInterval <= 0 {
-		cfg.PurgeInterval = DefaultSentryPurgeInterval
+		cfg.PurgeInterval = protocol.Duration(DefaultSentryPurgeInterval)
 	}
 	s.sentry = &sentryBackend{cfg: cfg, base: strings.TrimRight(base, "/") + "/api/0/", token: tok,
 		label: regexp.MustCompile(`^` + regexp.QuoteMeta(cfg.KeyPrefix) + ` managed \(expires-at:([0-9TZ:.-]+)\)$`),
@@ -107,7 +110,7 @@ func (s *Service) SentryPurgeInterval() time.Duration {
 	if s == nil || s.sentry == nil {
 		return 0
 	}
-	return s.sentry.cfg.PurgeInterval
+	return time.Duration(s.sentry.cfg.PurgeInterval)
 }
 
 // sentryKey is a key as Sentry's API returns it (the fields used).

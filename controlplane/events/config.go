@@ -11,12 +11,14 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/raftstore"
 )
 
 // Config configures a Publisher. The YAML keys are those of the control
 // plane's --events-config file; zero values mean the defaults of
-// DefaultConfig.
+// DefaultConfig. Durations are protocol.Duration: a file may say "30s" or
+// "30 seconds".
 type Config struct {
 	// URL is the broker's AMQP URL (amqp:// or amqps://, with user,
 	// password and vhost). It holds a password: it is never logged (only
@@ -36,19 +38,19 @@ type Config struct {
 	// written to the Raft log (one small entry). Shorter means fewer
 	// messages sent twice after a leader failover, longer fewer writes.
 	// Default 200ms.
-	AckInterval time.Duration `yaml:"ackInterval"`
+	AckInterval protocol.Duration `yaml:"ackInterval"`
 	// ConfirmTimeout is how long a publish may wait for the broker's
 	// confirmation before the connection is considered broken and
 	// re-established. Default 30s (a broker recovering its queues after a
 	// restart can take several seconds to confirm on a busy host).
-	ConfirmTimeout time.Duration `yaml:"confirmTimeout"`
+	ConfirmTimeout protocol.Duration `yaml:"confirmTimeout"`
 	// Window is the number of messages in flight (published, not yet
 	// confirmed). Default 256.
 	Window int `yaml:"window"`
 	// MinBackoff and MaxBackoff bound the wait between connection attempts
 	// (doubling from MinBackoff). Defaults 100ms and 10s.
-	MinBackoff time.Duration `yaml:"minBackoff"`
-	MaxBackoff time.Duration `yaml:"maxBackoff"`
+	MinBackoff protocol.Duration `yaml:"minBackoff"`
+	MaxBackoff protocol.Duration `yaml:"maxBackoff"`
 
 	// Logger. Default slog's default logger.
 	Logger *slog.Logger `yaml:"-"`
@@ -80,11 +82,11 @@ func DefaultConfig() Config {
 	return Config{
 		ExchangePrefix: DefaultExchangePrefix,
 		OutboxLimit:    raftstore.DefaultOutboxLimit,
-		AckInterval:    DefaultAckInterval,
-		ConfirmTimeout: DefaultConfirmTimeout,
+		AckInterval:    protocol.Duration(DefaultAckInterval),
+		ConfirmTimeout: protocol.Duration(DefaultConfirmTimeout),
 		Window:         DefaultWindow,
-		MinBackoff:     DefaultMinBackoff,
-		MaxBackoff:     DefaultMaxBackoff,
+		MinBackoff:     protocol.Duration(DefaultMinBackoff),
+		MaxBackoff:     protocol.Duration(DefaultMaxBackoff),
 	}
 }
 
@@ -106,7 +108,7 @@ func (c *Config) resolve() (string, error) {
 	if c.ExchangePrefix == "" {
 		c.ExchangePrefix = d.ExchangePrefix
 	}
-	for _, p := range []struct{ v, d *time.Duration }{
+	for _, p := range []struct{ v, d *protocol.Duration }{
 		{&c.AckInterval, &d.AckInterval}, {&c.ConfirmTimeout, &d.ConfirmTimeout},
 		{&c.MinBackoff, &d.MinBackoff}, {&c.MaxBackoff, &d.MaxBackoff},
 	} {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/raftstore"
 )
 
@@ -18,8 +19,8 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	c := p.Config()
 	if c.ExchangePrefix != DefaultExchangePrefix || c.OutboxLimit != raftstore.DefaultOutboxLimit ||
-		c.AckInterval != DefaultAckInterval || c.ConfirmTimeout != DefaultConfirmTimeout || c.Window != DefaultWindow ||
-		c.MinBackoff != DefaultMinBackoff || c.MaxBackoff != DefaultMaxBackoff || c.Logger == nil || c.Dial == nil {
+		time.Duration(c.AckInterval) != DefaultAckInterval || time.Duration(c.ConfirmTimeout) != DefaultConfirmTimeout || c.Window != DefaultWindow ||
+		time.Duration(c.MinBackoff) != DefaultMinBackoff || time.Duration(c.MaxBackoff) != DefaultMaxBackoff || c.Logger == nil || c.Dial == nil {
 		t.Errorf("defaults not filled: %+v", c)
 	}
 }
@@ -40,9 +41,9 @@ func TestConfigRefused(t *testing.T) {
 		{"bad scheme", Config{URL: "http://u:s3cret@h/"}, ErrInvalidURL},
 		{"empty file", Config{URLFile: empty}, ErrInvalidURL},
 		{"missing file", Config{URLFile: filepath.Join(dir, "nope")}, os.ErrNotExist},
-		{"negative ack", Config{URL: "amqp://h/", AckInterval: -time.Second}, ErrBadConfig},
+		{"negative ack", Config{URL: "amqp://h/", AckInterval: protocol.Duration(-time.Second)}, ErrBadConfig},
 		{"negative timeout", Config{URL: "amqp://h/", ConfirmTimeout: -1}, ErrBadConfig},
-		{"backoff order", Config{URL: "amqp://h/", MinBackoff: time.Minute, MaxBackoff: time.Second}, ErrBadConfig},
+		{"backoff order", Config{URL: "amqp://h/", MinBackoff: protocol.Duration(time.Minute), MaxBackoff: protocol.Duration(time.Second)}, ErrBadConfig},
 		{"limit", Config{URL: "amqp://h/", OutboxLimit: raftstore.MaxOutboxLimit + 1}, ErrBadConfig},
 		{"negative limit", Config{URL: "amqp://h/", OutboxLimit: -1}, ErrBadConfig},
 		{"window", Config{URL: "amqp://h/", Window: 70000}, ErrBadConfig},

@@ -153,7 +153,7 @@ func (p *Publisher) lead(ctx context.Context) {
 		return
 	}
 	p.log.Info("publishing change events", "after", posString(p.startPos()))
-	backoff := p.cfg.MinBackoff
+	backoff := time.Duration(p.cfg.MinBackoff)
 	for ctx.Err() == nil {
 		conn, err := p.cfg.Dial(p.url)
 		if err == nil {
@@ -164,7 +164,7 @@ func (p *Publisher) lead(ctx context.Context) {
 			// Close would wait for the heartbeat to give up.
 			_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 			if progressed {
-				backoff = p.cfg.MinBackoff
+				backoff = time.Duration(p.cfg.MinBackoff)
 			}
 		}
 		p.connected.Store(false)
@@ -174,7 +174,7 @@ func (p *Publisher) lead(ctx context.Context) {
 		p.noteOutage(err)
 		p.maybeAck(ctx, true)
 		p.waitBackoff(ctx, backoff)
-		backoff = min(2*backoff, p.cfg.MaxBackoff)
+		backoff = min(2*backoff, time.Duration(p.cfg.MaxBackoff))
 	}
 	// A graceful stop (or a leadership transfer) records the last
 	// confirmations, so that the next leader sends nothing twice.
@@ -189,7 +189,7 @@ func (p *Publisher) lead(ctx context.Context) {
 // leader's acknowledgements are in it) and the outbox is enabled with the
 // configured limit. False when leadership ended first.
 func (p *Publisher) prepare(ctx context.Context) bool {
-	backoff := p.cfg.MinBackoff
+	backoff := time.Duration(p.cfg.MinBackoff)
 	for ctx.Err() == nil {
 		err := p.out.LinearizableRead(ctx)
 		if err == nil {
@@ -209,7 +209,7 @@ func (p *Publisher) prepare(ctx context.Context) bool {
 			p.log.Warn("events: preparing the outbox failed; will retry", "error", err.Error())
 		}
 		sleep(ctx, backoff)
-		backoff = min(2*backoff, p.cfg.MaxBackoff)
+		backoff = min(2*backoff, time.Duration(p.cfg.MaxBackoff))
 	}
 	return false
 }

@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/tcauth/tcauth/controlplane/events/rabbitmqtest"
+	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/raftstore"
 )
 
@@ -90,7 +91,7 @@ func testInOrder(t *testing.T, b *rabbitmqtest.Broker, prefix string) {
 	c := rabbitmqtest.Consume(t, b.URL(), "q-order", nil, exchangesOf(prefix)...)
 	const ackInterval = 50 * time.Millisecond
 	start := time.Now()
-	p, logs, _ := runPublisher(t, Config{URL: b.URL(), ExchangePrefix: prefix, Window: 16, AckInterval: ackInterval}, out)
+	p, logs, _ := runPublisher(t, Config{URL: b.URL(), ExchangePrefix: prefix, Window: 16, AckInterval: protocol.Duration(ackInterval)}, out)
 	want := addMixed(out, 150, "a")
 	// An event no message exists for (a newer version's kind) is skipped
 	// in order; the ones after it still go out.
@@ -129,7 +130,7 @@ func testInOrder(t *testing.T, b *rabbitmqtest.Broker, prefix string) {
 func testOutage(t *testing.T, b *rabbitmqtest.Broker, prefix string) {
 	out := newFakeOutbox()
 	c := rabbitmqtest.Consume(t, b.URL(), "q-outage", nil, exchangesOf(prefix)...)
-	p, logs, _ := runPublisher(t, Config{URL: b.URL(), ExchangePrefix: prefix, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}, out)
+	p, logs, _ := runPublisher(t, Config{URL: b.URL(), ExchangePrefix: prefix, MinBackoff: protocol.Duration(50 * time.Millisecond), MaxBackoff: protocol.Duration(time.Second)}, out)
 	want := addMixed(out, 30, "before")
 	if err := c.WaitFor(waitTimeout, func(got []rabbitmqtest.Delivery) error { _, err := checkStream(got, want); return err }); err != nil {
 		t.Fatal(err)
@@ -180,7 +181,7 @@ func testNack(t *testing.T, b *rabbitmqtest.Broker, prefix string) {
 		}
 	}
 	p, logs, _ := runPublisher(t, Config{URL: b.URL(), ExchangePrefix: prefix, Window: 1,
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}, out)
+		MinBackoff: protocol.Duration(20 * time.Millisecond), MaxBackoff: protocol.Duration(100 * time.Millisecond)}, out)
 	want := addMixed(out, 12, "n")
 	eventually(t, waitTimeout, "a nack and a republish", func() bool { return p.Stats().Republished > 0 })
 	if p.Stats().Confirmed.Index > want[4].Index {
@@ -344,7 +345,7 @@ func testConfirmTimeout(t *testing.T, b *rabbitmqtest.Broker, prefix string) {
 	url := fmt.Sprintf("amqp://%s:%s@%s/", b.User, b.Password, proxy.ln.Addr())
 	// Long heartbeats: only the confirmation timeout (and a bounded close)
 	// can notice the hang within the test's patience.
-	cfg := Config{URL: url, ExchangePrefix: prefix, ConfirmTimeout: time.Second, MinBackoff: 20 * time.Millisecond,
+	cfg := Config{URL: url, ExchangePrefix: prefix, ConfirmTimeout: protocol.Duration(time.Second), MinBackoff: protocol.Duration(20 * time.Millisecond),
 		Dial: func(u string) (*amqp.Connection, error) {
 			return amqp.DialConfig(u, amqp.Config{Heartbeat: 5 * time.Minute, Dial: amqp.DefaultDial(5 * time.Second)})
 		}}

@@ -12,6 +12,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/protocol/prototest"
 	"github.com/tcauth/tcauth/raftstore"
 )
@@ -61,7 +62,7 @@ func closedAddr(t *testing.T) string {
 func TestPublisherBrokerDown(t *testing.T) {
 	out := newFakeOutbox()
 	url := "amqp://tcauth:pw-very-secret@" + closedAddr(t) + "/"
-	cfg := Config{URL: url, OutboxLimit: 50, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	cfg := Config{URL: url, OutboxLimit: 50, MinBackoff: protocol.Duration(time.Millisecond), MaxBackoff: protocol.Duration(5 * time.Millisecond)}
 	var dials int
 	var mu sync.Mutex
 	cfg.Dial = func(u string) (*amqp.Connection, error) {
@@ -106,7 +107,7 @@ func TestPublisherEnablesOnlyWhenNeeded(t *testing.T) {
 			out := newFakeOutbox()
 			out.status, out.leader = tc.status, tc.leader
 			connected := make(chan struct{}, 1)
-			cfg := Config{URL: "amqp://h/", OutboxLimit: 20, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+			cfg := Config{URL: "amqp://h/", OutboxLimit: 20, MinBackoff: protocol.Duration(time.Millisecond), MaxBackoff: protocol.Duration(time.Millisecond)}
 			cfg.Dial = func(string) (*amqp.Connection, error) {
 				select {
 				case connected <- struct{}{}:

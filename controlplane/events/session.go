@@ -54,7 +54,7 @@ func (p *Publisher) session(ctx context.Context, conn *amqp.Connection) (progres
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go p.notifyApplied(wctx, wake)
-	tick := time.NewTicker(p.cfg.AckInterval)
+	tick := time.NewTicker(time.Duration(p.cfg.AckInterval))
 	defer tick.Stop()
 
 	next := p.startPos()
@@ -109,7 +109,7 @@ func (p *Publisher) wait(ctx context.Context, inflight []flight, connClosed, chC
 		if inflight[0].dc != nil {
 			oldest = inflight[0].dc.Done()
 		}
-		t := time.NewTimer(time.Until(inflight[0].at.Add(p.cfg.ConfirmTimeout)))
+		t := time.NewTimer(time.Until(inflight[0].at.Add(time.Duration(p.cfg.ConfirmTimeout))))
 		defer t.Stop()
 		timeout = t.C
 	}
@@ -238,7 +238,7 @@ func (p *Publisher) notifyApplied(ctx context.Context, wake chan<- struct{}) {
 // outbox then only holds a few more events than it must.
 func (p *Publisher) maybeAck(ctx context.Context, force bool) {
 	p.mu.Lock()
-	through, due := p.confirmed, p.acked.Less(p.confirmed) && (force || time.Since(p.lastAck) >= p.cfg.AckInterval)
+	through, due := p.confirmed, p.acked.Less(p.confirmed) && (force || time.Since(p.lastAck) >= time.Duration(p.cfg.AckInterval))
 	p.mu.Unlock()
 	if !due || !p.out.IsLeader() {
 		return

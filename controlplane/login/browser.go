@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -256,7 +257,7 @@ func (s *Service) renderLoginPage(w http.ResponseWriter, u User, strategy string
 	prof, _ := json.Marshal(loginProfile{Provider: strategy, Identity: u.Identity(), DisplayName: u.DisplayName})
 	pe := u.ProviderExpires
 	if pe.IsZero() {
-		pe = s.cfg.Now().Add(s.cfg.SessionLifetime)
+		pe = s.cfg.Now().Add(time.Duration(s.cfg.SessionLifetime))
 	}
 	s.renderPage(w, http.StatusOK, pageData{
 		Title: "Signed in", Text: "You are signed in. You can close this window.", Home: s.cfg.PublicURL + "/",

@@ -10,11 +10,14 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/tcauth/tcauth/protocol"
 )
 
 // Config configures the login service. The YAML keys are those of the
 // control plane's --login-config file. Zero values mean the documented
-// defaults.
+// defaults. Durations are protocol.Duration: a file may say "168h" or
+// "7 days".
 type Config struct {
 	// PublicURL is where browsers reach the deployment (callback URLs,
 	// cookie scope, the postMessage target origin). Required.
@@ -30,22 +33,22 @@ type Config struct {
 	AllowedOrigins []string `yaml:"allowedOrigins"`
 	// SessionLifetime is how long a browser session lasts. Default one
 	// week (as web-server).
-	SessionLifetime time.Duration `yaml:"sessionLifetime"`
+	SessionLifetime protocol.Duration `yaml:"sessionLifetime"`
 	// MaxSessionsPerIdentity bounds one user's live sessions; signing in
 	// again beyond it ends the oldest. Default 20.
 	MaxSessionsPerIdentity int `yaml:"maxSessionsPerIdentity"`
 	// StartOffset backdates temporary credentials for clock skew. Default
 	// 15 minutes (web-server's "- 15 min").
-	StartOffset time.Duration `yaml:"startOffset"`
+	StartOffset protocol.Duration `yaml:"startOffset"`
 	// Strategies are the sign-in providers, in the order sign-in pages list them.
 	Strategies []StrategyConfig `yaml:"strategies"`
 	// Apps are the third-party apps that may ask users for credentials.
 	Apps []App `yaml:"registeredApps"`
 	// ScanInterval is how often the leader scans users' clients. Default 1h.
-	ScanInterval time.Duration `yaml:"scanInterval"`
+	ScanInterval protocol.Duration `yaml:"scanInterval"`
 	// PurgeInterval is how often the leader deletes expired login records.
 	// Default 1 minute.
-	PurgeInterval time.Duration `yaml:"purgeInterval"`
+	PurgeInterval protocol.Duration `yaml:"purgeInterval"`
 
 	// Abuse limits (limits.go). SourceRate and SourceBurst are the token
 	// bucket of one source (client address; an IPv6 /64) for the requests
@@ -62,16 +65,16 @@ type Config struct {
 	// callers, across sources; a request that waited ProviderCallWait for
 	// a slot gets 503. Signed-in users' refreshes are not counted. Defaults
 	// 32 and 2s.
-	MaxProviderCalls int           `yaml:"maxProviderCalls"`
-	ProviderCallWait time.Duration `yaml:"providerCallWait"`
+	MaxProviderCalls int               `yaml:"maxProviderCalls"`
+	ProviderCallWait protocol.Duration `yaml:"providerCallWait"`
 	// RefusedTokenTTL is how long a bearer token the provider refused is
 	// answered from memory (the same refusal, no provider call); at most
 	// RefusedTokenCache of them are kept. Defaults 1 minute and 10000.
-	RefusedTokenTTL   time.Duration `yaml:"refusedTokenTtl"`
-	RefusedTokenCache int           `yaml:"refusedTokenCache"`
+	RefusedTokenTTL   protocol.Duration `yaml:"refusedTokenTtl"`
+	RefusedTokenCache int               `yaml:"refusedTokenCache"`
 	// JWKSMinRefresh is the least time between two fetches of an OIDC
 	// provider's JWKS caused by tokens naming an unknown key id. Default 30s.
-	JWKSMinRefresh time.Duration `yaml:"jwksMinRefresh"`
+	JWKSMinRefresh protocol.Duration `yaml:"jwksMinRefresh"`
 	// ClientAddr names the caller of a request for the source budgets.
 	// The control plane sets it to the peer address, or the address its
 	// trusted proxies report in X-Forwarded-For. Default the peer address.
@@ -176,11 +179,11 @@ func (c *Config) fill() error {
 		return errors.New("login: a Sealer (the cluster keyring) is required")
 	}
 	setDefault(&c.Issuer, "static/taskcluster/web-server")
-	setDefault(&c.SessionLifetime, 7*24*time.Hour)
+	setDefault(&c.SessionLifetime, protocol.Duration(7*24*time.Hour))
 	setDefault(&c.MaxSessionsPerIdentity, 20)
-	setDefault(&c.StartOffset, 15*time.Minute)
-	setDefault(&c.ScanInterval, time.Hour)
-	setDefault(&c.PurgeInterval, time.Minute)
+	setDefault(&c.StartOffset, protocol.Duration(15*time.Minute))
+	setDefault(&c.ScanInterval, protocol.Duration(time.Hour))
+	setDefault(&c.PurgeInterval, protocol.Duration(time.Minute))
 	if err := c.fillLimits(); err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func (s *Service) issueCredentials(u User) (CredentialsReply, error) {
 	sign := func(scopes []string) (protocol.Credentials, error) {
 		return protocol.CreateTemporaryCredentials(protocol.TemporaryOptions{
 			Issuer:   protocol.Credentials{ClientID: s.cfg.Issuer, AccessToken: token},
-			ClientID: identity, Scopes: scopes, Start: now.Add(-s.cfg.StartOffset), Expiry: expiry, Seed: seed,
+			ClientID: identity, Scopes: scopes, Start: now.Add(-time.Duration(s.cfg.StartOffset)), Expiry: expiry, Seed: seed,
 		})
 	}
 	c, err := sign(scopes)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/scopeengine"
@@ -95,7 +96,7 @@ func TestCredentialsEndpoint(t *testing.T) {
 			return &http.Cookie{Name: SessionCookie, Value: randomToken(32)}
 		}, 401, msgAuthRequired, true},
 		{"expired session", func(h *browserHarness, sc *http.Cookie) *http.Cookie {
-			h.now = h.now.Add(h.svc.cfg.SessionLifetime + 1)
+			h.now = h.now.Add(time.Duration(h.svc.cfg.SessionLifetime) + 1)
 			return sc
 		}, 401, msgAuthRequired, true},
 		{"logged out", func(h *browserHarness, sc *http.Cookie) *http.Cookie {

@@ -98,8 +98,8 @@ type tokenBucket struct {
 func newLimits(c Config) *limits {
 	t, _ := simplelru.NewLRU[string, *tokenBucket](c.SourceTableSize, nil) // size > 0 (fill)
 	return &limits{
-		rate: c.SourceRate, burst: float64(c.SourceBurst), wait: c.ProviderCallWait, clientAddr: c.ClientAddr,
-		table: t, slots: make(chan struct{}, c.MaxProviderCalls), refused: newRefusalCache(c.RefusedTokenCache, c.RefusedTokenTTL),
+		rate: c.SourceRate, burst: float64(c.SourceBurst), wait: time.Duration(c.ProviderCallWait), clientAddr: c.ClientAddr,
+		table: t, slots: make(chan struct{}, c.MaxProviderCalls), refused: newRefusalCache(c.RefusedTokenCache, time.Duration(c.RefusedTokenTTL)),
 	}
 }
 
@@ -307,9 +307,9 @@ func (c *Config) fillLimits() error {
 	setDefault(&c.SourceBurst, DefaultSourceBurst)
 	setDefault(&c.SourceTableSize, DefaultSourceTableSize)
 	setDefault(&c.MaxProviderCalls, DefaultMaxProviderCalls)
-	setDefault(&c.ProviderCallWait, DefaultProviderCallWait)
-	setDefault(&c.RefusedTokenTTL, DefaultRefusedTokenTTL)
+	setDefault(&c.ProviderCallWait, protocol.Duration(DefaultProviderCallWait))
+	setDefault(&c.RefusedTokenTTL, protocol.Duration(DefaultRefusedTokenTTL))
 	setDefault(&c.RefusedTokenCache, DefaultRefusedTokenCache)
-	setDefault(&c.JWKSMinRefresh, DefaultJWKSMinRefresh)
+	setDefault(&c.JWKSMinRefresh, protocol.Duration(DefaultJWKSMinRefresh))
 	return nil
 }

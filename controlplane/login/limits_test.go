@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tcauth/tcauth/protocol"
 )
 
 // countedStrategy wraps a strategy and counts what reaches the provider:
@@ -193,7 +195,7 @@ func TestBearerRefusalCache(t *testing.T) {
 // with Retry-After; the provider never sees more than the ceiling.
 func TestProviderCallCeiling(t *testing.T) {
 	h := newBrowserHarness(t)
-	h.withLimits(func(c *Config) { c.MaxProviderCalls, c.ProviderCallWait = 2, 50*time.Millisecond })
+	h.withLimits(func(c *Config) { c.MaxProviderCalls, c.ProviderCallWait = 2, protocol.Duration(50*time.Millisecond) })
 	cs := h.counted("fake")
 	cs.block = make(chan struct{})
 	var wg sync.WaitGroup
@@ -486,7 +488,7 @@ func TestFillLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.SourceRate != DefaultSourceRate || c.SourceBurst != DefaultSourceBurst || c.MaxProviderCalls != DefaultMaxProviderCalls ||
-		c.RefusedTokenTTL != DefaultRefusedTokenTTL || c.JWKSMinRefresh != DefaultJWKSMinRefresh || c.SourceTableSize != DefaultSourceTableSize {
+		time.Duration(c.RefusedTokenTTL) != DefaultRefusedTokenTTL || time.Duration(c.JWKSMinRefresh) != DefaultJWKSMinRefresh || c.SourceTableSize != DefaultSourceTableSize {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 	for _, bad := range []Config{{SourceRate: -1}, {SourceBurst: -1}, {MaxProviderCalls: -2}, {RefusedTokenCache: -1}} {

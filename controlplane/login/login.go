@@ -298,9 +298,9 @@ func (s *Service) routes() *http.ServeMux {
 // Run runs the leader-only jobs until ctx ends: purging expired login
 // records and the client scanner (scanner.go). On followers it idles.
 func (s *Service) Run(ctx context.Context) error {
-	purge := time.NewTicker(s.cfg.PurgeInterval)
+	purge := time.NewTicker(time.Duration(s.cfg.PurgeInterval))
 	defer purge.Stop()
-	scan := time.NewTicker(s.cfg.ScanInterval)
+	scan := time.NewTicker(time.Duration(s.cfg.ScanInterval))
 	defer scan.Stop()
 	for {
 		select {

@@ -122,7 +122,7 @@ func newOIDCStrategy(cfg Config, sc StrategyConfig) (Strategy, error) {
 		name: sc.Name, issuer: sc.Issuer, clientID: sc.ClientID, clientSecret: sc.ClientSecret,
 		scopes: sc.Scopes, identityClaim: sc.IdentityClaim, groupsClaim: sc.GroupsClaim,
 		groupPrefix: sc.GroupRolePrefix, client: cfg.HTTPClient, now: cfg.Now, log: cfg.Logger,
-		jwksMinRefresh: cfg.JWKSMinRefresh,
+		jwksMinRefresh: time.Duration(cfg.JWKSMinRefresh),
 	}
 	if sc.Bearer != nil {
 		b := *sc.Bearer

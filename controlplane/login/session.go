@@ -245,7 +245,7 @@ func (s *Service) newSession(ctx context.Context, u User, strategy string) (stri
 	_, err = s.backend.Apply(ctx, Command{
 		Op: OpPut, Time: now, Create: true, MaxPerIdentity: s.cfg.MaxSessionsPerIdentity,
 		Record: Record{Kind: KindSession, Key: KeyOf(id), Identity: u.Identity(), Created: now,
-			Expires: now.Add(s.cfg.SessionLifetime), Data: data},
+			Expires: now.Add(time.Duration(s.cfg.SessionLifetime)), Data: data},
 	})
 	if err != nil {
 		return "", fmt.Errorf("login: storing the session: %w", err)
@@ -255,7 +255,7 @@ func (s *Service) newSession(ctx context.Context, u User, strategy string) (stri
 
 func (s *Service) setSessionCookie(w http.ResponseWriter, id string) {
 	http.SetCookie(w, &http.Cookie{
-		Name: SessionCookie, Value: id, Path: "/", MaxAge: int(s.cfg.SessionLifetime / time.Second),
+		Name: SessionCookie, Value: id, Path: "/", MaxAge: int(time.Duration(s.cfg.SessionLifetime) / time.Second),
 		HttpOnly: true, Secure: s.secureCookies(), SameSite: http.SameSiteStrictMode,
 	})
 }
