@@ -20,7 +20,8 @@ var longPollEndpoints = map[string]bool{"watchChanges": true}
 // (raftstore.RaftMetrics, process-wide, and the node's figures), the Go
 // runtime and process, authenticateHawk outcomes, and long polls.
 type opsMetrics struct {
-	auth     *prometheus.CounterVec   // result, reason
+	auth     *prometheus.CounterVec   // result, reason: authenticateHawk answers
+	apiAuth  *prometheus.CounterVec   // result, reason: the API's own callers
 	longPoll *prometheus.HistogramVec // endpoint
 }
 
@@ -40,6 +41,9 @@ func newOpsMetrics(reg *prometheus.Registry, store Store) *opsMetrics {
 		auth: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tcauth_authenticate_hawk_total",
 			Help: "authenticateHawk answers (the sidecars' remote verification) by result (success, anonymous, failed, error) and, for failures, reason."},
 			[]string{"result", "reason"}),
+		apiAuth: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tcauth_api_authentications_total",
+			Help: "Verifications of the credentials of the auth API's own callers (once per request that needs them), by result (success, anonymous, failed, error) and, for failures, reason."},
+			[]string{"result", "reason"}),
 		longPoll: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tcauth_api_long_poll_duration_seconds",
 			Help:    "Duration of long-poll requests (the change feed), which wait for a change; kept out of tcauth_api_request_duration_seconds.",
 			Buckets: []float64{0.01, 0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 90}}, []string{"endpoint"}),
@@ -47,7 +51,7 @@ func newOpsMetrics(reg *prometheus.Registry, store Store) *opsMetrics {
 	// Each Server has its own registry (several per test process), so the
 	// runtime collectors are registered per registry too; they read
 	// process-wide figures, which is what they describe.
-	reg.MustRegister(m.auth, m.longPoll, collectors.NewGoCollector(),
+	reg.MustRegister(m.auth, m.apiAuth, m.longPoll, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if rc, ok := store.(RaftCollectors); ok {
 		reg.MustRegister(rc.RaftCollectors()...)
@@ -64,15 +68,34 @@ func (m *opsMetrics) observeLongPoll(endpoint string, d time.Duration) bool {
 }
 
 // observeAuth counts one authenticateHawk answer.
-func (m *opsMetrics) observeAuth(res protocol.Result) {
+func (m *opsMetrics) observeAuth(res protocol.Result) { countAuth(m.auth, res) }
+
+// reasonPayloadHash: the request's body does not match the hash its Hawk
+// header signs (checked by the API, not by authenticateHawk).
+const reasonPayloadHash = "bad_payload_hash"
+
+// observeAPIAuth counts the verification of an API caller's credentials:
+// res and err as authenticateWith returns them.
+func (m *opsMetrics) observeAPIAuth(res *protocol.Result, err error) {
+	switch {
+	case res == nil: // two schemes at once
+		m.apiAuth.WithLabelValues("failed", protocol.ReasonBadHeader).Inc()
+	case err != nil && res.Err == nil && res.Status != protocol.StatusFailed:
+		m.apiAuth.WithLabelValues("failed", reasonPayloadHash).Inc()
+	default:
+		countAuth(m.apiAuth, *res)
+	}
+}
+
+func countAuth(vec *prometheus.CounterVec, res protocol.Result) {
 	switch {
 	case res.Err != nil:
-		m.auth.WithLabelValues("error", protocol.ReasonLookupFailed).Inc()
+		vec.WithLabelValues("error", protocol.ReasonLookupFailed).Inc()
 	case res.Status == protocol.StatusFailed:
-		m.auth.WithLabelValues("failed", protocol.FailureReason(res.Reason)).Inc()
+		vec.WithLabelValues("failed", protocol.FailureReason(res.Reason)).Inc()
 	case res.Scheme == "none":
-		m.auth.WithLabelValues("anonymous", "").Inc()
+		vec.WithLabelValues("anonymous", "").Inc()
 	default:
-		m.auth.WithLabelValues("success", "").Inc()
+		vec.WithLabelValues("success", "").Inc()
 	}
 }

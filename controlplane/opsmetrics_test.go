@@ -67,6 +67,9 @@ func TestOpsMetrics(t *testing.T) {
 		expectStatus(t, e.api("POST", "/authenticate-hawk", withBody(authenticateHawkBody(t, c)), withContentType("application/json")), 200)
 	}
 	expectStatus(t, e.api("GET", "/tcauth/changes?wait=0&after=0", sidecar), 200)
+	// The API's own callers are counted apart from authenticateHawk.
+	expectStatus(t, e.api("GET", "/clients/", as("sidecar", "wrong-token-0123456789ab")), 401)
+	expectStatus(t, e.api("GET", "/clients/", as("nobody/here", "whatever-0123456789abcdef")), 401)
 
 	types, samples := scrapeFamilies(t, e)
 	for name, typ := range map[string]string{
@@ -80,6 +83,7 @@ func TestOpsMetrics(t *testing.T) {
 		"tcauth_raft_leader_changes_total":       "counter",
 		"tcauth_raft_peers":                      "gauge",
 		"tcauth_authenticate_hawk_total":         "counter",
+		"tcauth_api_authentications_total":       "counter",
 		"tcauth_api_long_poll_duration_seconds":  "histogram",
 		"tcauth_api_request_duration_seconds":    "histogram",
 		"go_goroutines":                          "gauge",
@@ -93,6 +97,9 @@ func TestOpsMetrics(t *testing.T) {
 		`tcauth_authenticate_hawk_total{reason="",result="success"} 1`,
 		`tcauth_authenticate_hawk_total{reason="bad_mac",result="failed"} 2`,
 		`tcauth_authenticate_hawk_total{reason="unknown_client",result="failed"} 1`,
+		`tcauth_api_authentications_total{reason="",result="success"} 1`,
+		`tcauth_api_authentications_total{reason="bad_mac",result="failed"} 1`,
+		`tcauth_api_authentications_total{reason="unknown_client",result="failed"} 1`,
 		`tcauth_api_long_poll_duration_seconds_count{endpoint="watchChanges"} 1`,
 		`tcauth_raft_peers 1`,
 		`tcauth_raft_state_transitions_total{state="leader"}`,

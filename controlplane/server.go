@@ -616,6 +616,7 @@ func (c *call) authenticate() (*protocol.Result, error) {
 		return c.auth, nil
 	}
 	res, err := c.s.authenticateWith(c, c.s.authn)
+	c.s.metrics.ops.observeAPIAuth(res, err)
 	if err != nil {
 		return nil, err
 	}
@@ -625,7 +626,8 @@ func (c *call) authenticate() (*protocol.Result, error) {
 
 // authenticateWith runs authn on the request: two schemes → 401, lookup
 // failure → 500 (fail closed), auth-failed → 401, payload hash mismatch →
-// 401.
+// 401. The result comes back with the error too (nil only for two
+// schemes), for the metrics.
 func (s *Server) authenticateWith(c *call, authn *protocol.Authenticator) (*protocol.Result, error) {
 	req := protocol.RequestFromHTTP(c.r, s.trusted(c.r))
 	if req.Authorization != "" && protocol.HasBewit(req.Resource) {
@@ -633,16 +635,16 @@ func (s *Server) authenticateWith(c *call, authn *protocol.Authenticator) (*prot
 	}
 	res := authn.Authenticate(c.r.Context(), req)
 	if res.Err != nil {
-		return nil, fmt.Errorf("client lookup: %w", res.Err)
+		return &res, fmt.Errorf("client lookup: %w", res.Err)
 	}
 	if res.Status == protocol.StatusFailed {
-		return nil, apiErr(protocol.CodeAuthenticationFailed, res.Message)
+		return &res, apiErr(protocol.CodeAuthenticationFailed, res.Message)
 	}
 	if res.Hash != "" && res.Scheme == "hawk" {
 		want := protocol.PayloadHash(c.r.Header.Get("Content-Type"), c.body)
 		if subtle.ConstantTimeCompare([]byte(want), []byte(res.Hash)) != 1 {
 			// The reference's message keeps a literal {{hash}} (docs/api.md §1).
-			return nil, apiErr(protocol.CodeAuthenticationFailed, "Invalid payload hash: {{hash}}")
+			return &res, apiErr(protocol.CodeAuthenticationFailed, "Invalid payload hash: {{hash}}")
 		}
 	}
 	return &res, nil
