@@ -36,6 +36,9 @@ type change struct{ exchange, id string }
 type writer struct {
 	c    *harness.Cluster
 	node int
+	// gate is held for reading by every write; the test takes it to
+	// pause the stream (around the broker's restart).
+	gate sync.RWMutex
 
 	mu     sync.Mutex
 	acked  []change
@@ -49,6 +52,12 @@ func (w *writer) ackedChanges() []change {
 }
 
 func (w *writer) do(ctx context.Context, method, route string, body any, ch change) {
+	w.gate.RLock()
+	defer w.gate.RUnlock()
+	// At most writeRate writes a second: the windows in which a message
+	// may be sent twice span what was written in a few seconds, so a
+	// faster stream would make them cover most of it.
+	defer time.Sleep(time.Second / writeRate)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err := w.c.Client(w.node, nil).Do(cctx, method, route, nil, body, nil)
@@ -104,6 +113,18 @@ func newestBefore(ds []rabbitmqtest.Delivery, t time.Time) uint64 {
 		}
 	}
 	return max
+}
+
+// writeRate bounds the writer (writes per second).
+const writeRate = 100
+
+// caughtUp waits until the consumer has received every change in want
+// (not an index: outbox acks and no-ops take indexes and publish nothing).
+func caughtUp(t *testing.T, consumer *rabbitmqtest.Consumer, want []change) {
+	t.Helper()
+	must(t, consumer.WaitFor(90*time.Second, func(ds []rabbitmqtest.Delivery) error {
+		return checkAllArrived(ds, want)
+	}))
 }
 
 // settled is how long after its delivery a message has surely been
@@ -173,6 +194,11 @@ func TestChangeEventsAcrossFailoverAndBrokerOutage(t *testing.T) {
 	must(t, err)
 	failover := window{"leader failover", 0, uint64(hi)}
 	waitAcked(len(w.ackedChanges()) + 60)
+	// The new leader publishes what its predecessor left unconfirmed and
+	// catches up; only then is the broker stopped, so that the outage's
+	// window starts near the stop instead of at the failover.
+	caughtUp(t, consumer, w.ackedChanges())
+	time.Sleep(settled + time.Second)
 
 	// Stop the broker mid-stream: writes go on.
 	stoppedAt := time.Now()
@@ -184,15 +210,21 @@ func TestChangeEventsAcrossFailoverAndBrokerOutage(t *testing.T) {
 	waitAcked(during + 40)
 	downAcked := len(w.ackedChanges()) - during
 	t.Logf("%d writes acknowledged while the broker was down", downAcked)
-	must(t, broker.Start())
 	// The first connection after the restart carries what was written
 	// during the outage; a broker still recovering its queues may not
 	// confirm its first message in time, which is sent again (one message:
 	// the publisher starts each connection with one in flight). So the
-	// outage window reaches to what existed when the broker came back.
-	hi, err = c.Nodes[newLeader].Metric("tcauth_raft_applied_index")
-	must(t, err)
-	outage.hi = uint64(hi)
+	// outage window reaches to what existed when the broker came back:
+	// the writer pauses until the consumer has all of that.
+	func() {
+		w.gate.Lock()
+		defer w.gate.Unlock()
+		hi, err := c.Nodes[newLeader].Metric("tcauth_raft_applied_index")
+		must(t, err)
+		outage.hi = uint64(hi)
+		must(t, broker.Start())
+		caughtUp(t, consumer, w.ackedChanges())
+	}()
 	waitAcked(len(w.ackedChanges()) + 40)
 	stopWriting()
 	<-writing
