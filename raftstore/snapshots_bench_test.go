@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -13,27 +14,36 @@ import (
 	"testing"
 	"time"
 
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 )
 
 // BenchmarkApplyThroughSnapshots writes createClient commands with 64
 // writers into a real single-node store (real bolt file, fsync'd) while
 // raft snapshots and truncates the log every BENCH_SNAPSHOT_EVERY entries
-// (default 40,000), and reports the write rate of each interval between
-// two snapshots: "flat" means the intervals after the first snapshot run
-// as fast as the one before it. Run it once per variant:
+// (default 40,000; SnapshotThreshold, checked every 20ms), and reports the
+// write rate of each interval between two snapshots: "flat" means the
+// intervals after the first snapshot run as fast as the one before it.
+// It runs until BENCH_SNAPSHOTS (default 5) snapshots after the first
+// have completed; bolt-snapshot-x2 snapshots every BENCH_SNAPSHOT_EVERY/2
+// entries and counts 2×(BENCH_SNAPSHOTS+1)−1 of them, so that every
+// variant writes about as much (the state, and so each snapshot, grows
+// with every write). BENCH_TRAILING_LOGS sets TrailingLogs, except in
+// bolt-trailing-1024. Run it once per variant:
 //
 //	go test -run '^$' -bench ApplyThroughSnapshots -benchtime 1x ./raftstore/
 //
 // Metrics: w/s-before (interval 0), w/s-after-min and w/s-after-med (the
-// intervals after the first snapshot), after/before (min over before),
-// cpu-µs/w-before and cpu-µs/w-after (process CPU per write, load
-// generation included), free-pages (bbolt's freelist at the end).
+// intervals after the first snapshot; the minimum of bolt-snapshot-x2's
+// twice as many intervals is the more pessimistic), after/before (min
+// over before), cpu-µs/w-before and cpu-µs/w-after (process CPU per
+// write, load generation included), free-pages (bbolt's freelist at the
+// end) or, for raft-wal, segment-files.
 func BenchmarkApplyThroughSnapshots(b *testing.B) {
 	for _, v := range snapshotBenchVariants() {
 		b.Run(v.name, func(b *testing.B) {
 			for range b.N {
-				runThroughSnapshots(b, v.set)
+				runThroughSnapshots(b, v)
 			}
 		})
 	}
@@ -42,16 +52,39 @@ func BenchmarkApplyThroughSnapshots(b *testing.B) {
 type snapshotBenchVariant struct {
 	name string
 	set  func(*Config)
+	// snapshotsX snapshots this many times as often as
+	// BENCH_SNAPSHOT_EVERY says (0: as it says).
+	snapshotsX int
+	// Controls that tell the snapshots' cost from the state's growth:
+	// noSnapshots never snapshots and cuts the intervals every
+	// BENCH_SNAPSHOT_EVERY writes instead; updates writes update-client
+	// over a fixed set of clients (created before the timing starts),
+	// so that only the audit log grows.
+	noSnapshots, updates bool
 }
 
 func snapshotBenchVariants() []snapshotBenchVariant {
 	return []snapshotBenchVariant{
 		// What the store did before: the freelist persisted, in an array.
-		{"bolt-array-freelist-sync", func(c *Config) { c.FreelistSync, c.boltFreelist = true, bbolt.FreelistArrayType }},
-		{"bolt-array-no-freelist-sync", func(c *Config) { c.FreelistSync, c.boltFreelist = false, bbolt.FreelistArrayType }},
-		{"bolt-map-freelist-sync", func(c *Config) { c.FreelistSync, c.boltFreelist = true, bbolt.FreelistMapType }},
+		{name: "bolt-array-freelist-sync", set: func(c *Config) { c.FreelistSync, c.boltFreelist = true, bbolt.FreelistArrayType }},
+		{name: "bolt-array-no-freelist-sync", set: func(c *Config) { c.FreelistSync, c.boltFreelist = false, bbolt.FreelistArrayType }},
+		{name: "bolt-map-freelist-sync", set: func(c *Config) { c.FreelistSync, c.boltFreelist = true, bbolt.FreelistMapType }},
 		// The defaults.
-		{"bolt-map-no-freelist-sync", func(c *Config) {}},
+		{name: "bolt-map-no-freelist-sync", set: func(c *Config) {}},
+		// The defaults but the log store: raft-wal's segment files in
+		// DataDir/wal instead of raft.db (walstore_bench_test.go).
+		{name: "raft-wal", set: func(c *Config) {
+			c.openLogStore = func(dir string) (logStore, error) { return openWAL(filepath.Join(dir, "wal")) }
+		}},
+		// The defaults but a tenth of raft's TrailingLogs: each truncation
+		// leaves fewer entries behind.
+		{name: "bolt-trailing-1024", set: func(c *Config) { c.TrailingLogs = 1024 }},
+		// The defaults, snapshotting twice as often.
+		{name: "bolt-snapshot-x2", set: func(c *Config) {}, snapshotsX: 2},
+		// Controls: the same writes without any snapshot; updates of a
+		// fixed set of clients through snapshots.
+		{name: "bolt-no-snapshots", set: func(c *Config) {}, noSnapshots: true},
+		{name: "bolt-updates", set: func(c *Config) {}, updates: true},
 	}
 }
 
@@ -75,18 +108,24 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func runThroughSnapshots(b *testing.B, set func(*Config)) {
+func runThroughSnapshots(b *testing.B, v snapshotBenchVariant) {
 	every := envInt("BENCH_SNAPSHOT_EVERY", 40000)
 	snapshots := envInt("BENCH_SNAPSHOTS", 5)
+	if x := v.snapshotsX; x > 1 {
+		every, snapshots = every/x, x*(snapshots+1)-1
+	}
 	cfg := DefaultConfig()
 	cfg.NodeID, cfg.DataDir, cfg.AllowInsecure, cfg.Bootstrap, cfg.Keyring = "bench", b.TempDir(), true, true, TestKeyring(b)
 	FastTimeouts(&cfg)
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.SnapshotThreshold, cfg.SnapshotInterval = uint64(every), 20*time.Millisecond
+	if v.noSnapshots {
+		cfg.SnapshotThreshold, cfg.SnapshotInterval = 1<<40, time.Hour
+	}
 	if tl := envInt("BENCH_TRAILING_LOGS", 0); tl > 0 {
 		cfg.TrailingLogs = uint64(tl)
 	}
-	set(&cfg)
+	v.set(&cfg)
 	s, err := Open(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -95,20 +134,45 @@ func runThroughSnapshots(b *testing.B, set func(*Config)) {
 	for !s.IsLeader() {
 		time.Sleep(5 * time.Millisecond)
 	}
-	marks := driveWrites(b, s, snapshots)
+	markEvery := int64(0)
+	if v.noSnapshots {
+		markEvery = int64(every)
+	}
+	marks := driveWrites(b, s, snapshots, markEvery, v.updates)
 	reportIntervals(b, marks)
-	st := s.bolt.Stats()
-	b.ReportMetric(float64(st.FreePageN+st.PendingPageN), "free-pages")
+	if bs, ok := s.bolt.(*raftboltdb.BoltStore); ok {
+		st := bs.Stats()
+		b.ReportMetric(float64(st.FreePageN+st.PendingPageN), "free-pages")
+	} else {
+		b.ReportMetric(float64(walSegmentFiles(filepath.Join(cfg.DataDir, "wal"))), "segment-files")
+	}
 }
 
 // driveWrites runs 64 writers until `snapshots` snapshots have completed
 // after the first one, and returns the start, each snapshot's completion
-// and the end.
-func driveWrites(b *testing.B, s *Store, snapshots int) []snapshotMark {
+// and the end. With markEvery > 0 the marks are every markEvery writes
+// instead (no snapshots expected); with updates the writers update
+// fixedClients clients each instead of creating new ones.
+func driveWrites(b *testing.B, s *Store, snapshots int, markEvery int64, updates bool) []snapshotMark {
 	var writes atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	sealed, _ := s.SealToken("bench/x", "token-0123456789abcdefghij0123456789abcdefgh")
+	const fixedClients = 100
+	clientCmd := func(op Op, w, i int) Command {
+		id := fmt.Sprintf("project/team-%d/worker-%d-%d", w%8, w, i)
+		return Command{Op: op, ID: id, Time: t0, Client: &Client{ClientID: id, Description: "a worker client",
+			SealedToken: sealed, Scopes: []string{"assume:worker-pool:" + id, "queue:claim-work:" + id}, Expires: t0}}
+	}
+	if updates {
+		for w := range 64 {
+			for i := range fixedClients {
+				if _, err := s.Apply(context.Background(), clientCmd(OpCreateClient, w, i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
 	for w := range 64 {
 		wg.Add(1)
 		go func() {
@@ -119,9 +183,10 @@ func driveWrites(b *testing.B, s *Store, snapshots int) []snapshotMark {
 					return
 				default:
 				}
-				id := fmt.Sprintf("project/team-%d/worker-%d-%d", w%8, w, i)
-				cmd := Command{Op: OpCreateClient, Time: t0, Client: &Client{ClientID: id, Description: "a worker client",
-					SealedToken: sealed, Scopes: []string{"assume:worker-pool:" + id, "queue:claim-work:" + id}, Expires: t0}}
+				cmd := clientCmd(OpCreateClient, w, i)
+				if updates {
+					cmd = clientCmd(OpUpdateClient, w, i%fixedClients)
+				}
 				if _, err := s.Apply(context.Background(), cmd); err != nil {
 					b.Error(err)
 					return
@@ -135,6 +200,12 @@ func driveWrites(b *testing.B, s *Store, snapshots int) []snapshotMark {
 	deadline := time.Now().Add(10 * time.Minute)
 	for len(marks) < snapshots+2 && time.Now().Before(deadline) && !b.Failed() {
 		time.Sleep(10 * time.Millisecond)
+		if markEvery > 0 {
+			if n := writes.Load(); n >= int64(len(marks))*markEvery {
+				marks = append(marks, snapshotMark{at: time.Now(), writes: n, cpu: processCPU()})
+			}
+			continue
+		}
 		if idx := s.raft.Stats()["last_snapshot_index"]; idx != last && idx != "0" {
 			last = idx
 			marks = append(marks, snapshotMark{at: time.Now(), writes: writes.Load(), cpu: processCPU()})

@@ -21,7 +21,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
 	"github.com/tcauth/tcauth/scopeengine"
@@ -78,6 +77,11 @@ type Config struct {
 	// boltFreelist is bbolt's in-memory freelist type ("" = the hashmap,
 	// whose allocation does not scan the list); for benchmarks.
 	boltFreelist bbolt.FreelistType
+	// openLogStore, when set, opens the log and stable store in place of
+	// raft.db (benchmarks only: another log store under the same Store).
+	// datadir.go's start-up checks read raft.db, so they are skipped; the
+	// lock and the snapshot store are as usual.
+	openLogStore func(dir string) (logStore, error)
 	// FeedSize bounds the change feed's history (default 10,000 changes).
 	FeedSize int
 	// OnHalt, if set, is called (once, on its own goroutine) when the
@@ -155,7 +159,7 @@ type Store struct {
 	cfg       Config
 	raft      *raft.Raft
 	fsm       *fsm
-	bolt      *raftboltdb.BoltStore
+	bolt      logStore // raft.db's *raftboltdb.BoltStore, or Config.openLogStore's store
 	transport raft.Transport
 	closeOnce sync.Once
 
@@ -209,7 +213,17 @@ func Open(cfg Config) (*Store, error) {
 	rc.Logger = newHCLogger(cfg.Logger, "raft")
 
 	// Locked and checked (datadir.go) before raft sees it.
-	bolt, snaps, lock, err := openDataDir(cfg, rc.Logger)
+	var (
+		bolt  logStore
+		snaps raft.SnapshotStore
+		lock  *DirLock
+		err   error
+	)
+	if cfg.openLogStore == nil {
+		bolt, snaps, lock, err = openDataDir(cfg, rc.Logger)
+	} else {
+		bolt, snaps, lock, err = openOtherLogStore(cfg, rc.Logger)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -246,6 +260,34 @@ func Open(cfg Config) (*Store, error) {
 	go s.watchLeader()
 	go s.watchFormat()
 	return s, nil
+}
+
+// logStore is what raft needs of the log and stable store, and what
+// Store needs to close it.
+type logStore interface {
+	raft.LogStore
+	raft.StableStore
+	io.Closer
+}
+
+// openOtherLogStore is openDataDir for Config.openLogStore (benchmarks
+// only): the lock and the snapshot store, but no bolt file and no checks.
+func openOtherLogStore(cfg Config, logger hclog.Logger) (logStore, raft.SnapshotStore, *DirLock, error) {
+	lock, err := LockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.SnapshotRetain, logger)
+	if err != nil {
+		lock.Unlock()
+		return nil, nil, nil, err
+	}
+	ls, err := cfg.openLogStore(cfg.DataDir)
+	if err != nil {
+		lock.Unlock()
+		return nil, nil, nil, err
+	}
+	return ls, snaps, lock, nil
 }
 
 func (s *Store) newTransport(logger hclog.Logger) (*raft.NetworkTransport, error) {
