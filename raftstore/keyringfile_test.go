@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -67,7 +68,7 @@ func TestKeyringFileEdits(t *testing.T) {
 					t.Fatalf("term %+v", tm)
 				}
 			}
-			if info.Primary != tc.wantPrimary || !equalTerms(terms, tc.wantTerms) {
+			if info.Primary != tc.wantPrimary || !slices.Equal(terms, tc.wantTerms) {
 				t.Fatalf("primary %d terms %v, want %d %v", info.Primary, terms, tc.wantPrimary, tc.wantTerms)
 			}
 			if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".keyring.json.tmp-*")); len(left) > 0 {
@@ -152,16 +153,4 @@ func TestKeyringFileEditsRefuseBadFiles(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalTerms(a, b []uint32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

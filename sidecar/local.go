@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -570,7 +571,7 @@ func (r *requestVerifier) Expand(scopes []string) []string {
 	vals, ok := r.v.expanded.Get(key)
 	if ok {
 		for _, val := range vals {
-			if equalStrings(val.in, scopes) {
+			if slices.Equal(val.in, scopes) {
 				r.v.m.expandedHit.Inc()
 				return val.out
 			}
@@ -620,18 +621,6 @@ func (r *requestVerifier) ExpandWith(closed, extra []string) []string {
 // sameSlice reports whether a and b are the same slice (array and length).
 func sameSlice(a, b []string) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // verifyResult is a verification outcome plus how stale the data was.

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func TestSigninURLOfficial(t *testing.T) {
 		// What a UI reads back (qs / url.ParseQuery) is what was asked.
 		u, _ := url.Parse(got)
 		q := u.Query()
-		if !equalStrings(q["scope"], tc.scopes) || q.Get("name") != tc.name+"-AbCdEf" || q.Get("expires") != tc.expires ||
+		if !slices.Equal(q["scope"], tc.scopes) || q.Get("name") != tc.name+"-AbCdEf" || q.Get("expires") != tc.expires ||
 			q.Get("callback_url") != tc.callback || q.Get("description") != signinDescription {
 			t.Errorf("%s: reads back as %v", got, q)
 		}
@@ -74,10 +75,6 @@ func TestSigninCallbackURLAcceptedByReferenceUI(t *testing.T) {
 	if s := nameSuffix(); !regexp.MustCompile(`^[A-Za-f][A-Za-z0-9_-]{5}$`).MatchString(s) {
 		t.Errorf("suffix %q: want 6 characters of a nice slugid", s)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	return strings.Join(a, "\x00") == strings.Join(b, "\x00") && len(a) == len(b)
 }
 
 const (
