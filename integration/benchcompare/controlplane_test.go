@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -60,15 +61,15 @@ func benchControlPlaneSize(t *testing.T, s Settings, size int) []Row {
 					})
 				})
 			}
-			pool, err := signAuthenticateHawk(caller, urls, pools.size(hawk, s.Duration))
-			if err != nil {
-				return Sample{}, err
-			}
-			smp, err := withCPU(pids, func() Sample {
-				return ClosedLoop(conns, s.Duration, func(w, seq int) error { return pool.send(hc, authSuccess) })
+			return pools.run(hawk, s.Duration, func(n int) (Sample, error) {
+				pool, err := signAuthenticateHawk(caller, urls, n)
+				if err != nil {
+					return Sample{}, err
+				}
+				return withCPU(pids, func() Sample {
+					return ClosedLoop(conns, s.Duration, func(w, seq int) error { return pool.send(hc, authSuccess) })
+				})
 			})
-			pools.observe(hawk, smp)
-			return smp, err
 		})
 		if err != nil {
 			t.Fatalf("control plane, %s, %d conns: %v", nodes, conns, err)
@@ -165,6 +166,30 @@ func (p *poolSizer) size(key string, d time.Duration) int {
 		rate = 2.5 * b
 	}
 	return int(rate*d.Seconds()) + 1000
+}
+
+// run measures one round with a pool of size(key, d) requests that round
+// signs itself (round(n)). A round whose pool ran dry is not a
+// measurement: it is re-run with a pool four times larger, at most
+// poolAttempts times in all, as the sidecar section does (a first guess
+// of the rate is low on a fast machine). The rate of a kept round feeds
+// the next round's size.
+func (p *poolSizer) run(key string, d time.Duration, round func(n int) (Sample, error)) (Sample, error) {
+	n := p.size(key, d)
+	for attempt := 1; ; attempt++ {
+		smp, err := round(n)
+		if err != nil || !errors.Is(smp.FirstErr, errPoolExhausted) {
+			if err == nil {
+				p.observe(key, smp)
+			}
+			return smp, err
+		}
+		if attempt == poolAttempts {
+			return Sample{}, fmt.Errorf("%w in %d attempts (last pool: %d requests)", errPoolExhausted, attempt, n)
+		}
+		poolReruns.Add(1)
+		n *= 4
+	}
 }
 
 func (p *poolSizer) observe(key string, s Sample) {
@@ -355,5 +380,45 @@ func TestAuthSuccess(t *testing.T) {
 		if err := authSuccess([]byte(tc.body)); (err == nil) != tc.ok {
 			t.Errorf("%q: %v", tc.body, err)
 		}
+	}
+}
+
+// TestPoolSizerRerun: a round that ran out of pre-signed requests is run
+// again with a larger pool, and only a kept round sizes the next; a round
+// that failed otherwise is not re-run.
+func TestPoolSizerRerun(t *testing.T) {
+	p := &poolSizer{perSecond: 100}
+	var sizes []int
+	dryOnce := func(n int) (Sample, error) {
+		sizes = append(sizes, n)
+		if len(sizes) == 1 {
+			return Sample{Requests: int64(n), Errors: 9, FirstErr: errPoolExhausted, Elapsed: time.Second}, nil
+		}
+		return Sample{Requests: 5000, Elapsed: time.Second}, nil
+	}
+	reruns := poolReruns.Load()
+	smp, err := p.run("k", time.Second, dryOnce)
+	if err != nil || smp.Requests != 5000 || len(sizes) != 2 || sizes[1] != 4*sizes[0] || poolReruns.Load() != reruns+1 {
+		t.Fatalf("sizes %v, sample %+v, err %v", sizes, smp, err)
+	}
+	if got := p.size("k", time.Second); got != int(2.5*5000)+1000 {
+		t.Errorf("next size %d, want one from the kept round's rate", got)
+	}
+	real := errors.New("a 500")
+	calls := 0
+	smp, _ = p.run("k2", time.Second, func(int) (Sample, error) {
+		calls++
+		return Sample{Requests: 1, Errors: 1, FirstErr: real}, nil
+	})
+	if calls != 1 || smp.FirstErr != real {
+		t.Errorf("a real failure: %d calls, %+v", calls, smp)
+	}
+	calls = 0
+	_, err = p.run("k3", time.Second, func(int) (Sample, error) {
+		calls++
+		return Sample{Errors: 1, FirstErr: errPoolExhausted}, nil
+	})
+	if !errors.Is(err, errPoolExhausted) || calls != poolAttempts {
+		t.Errorf("always dry: %d calls, %v", calls, err)
 	}
 }

@@ -116,7 +116,6 @@ func (w *writeBench) run(name string, writers int, hc *http.Client, d time.Durat
 	// Sized by what this contender did at this writer count: the rate at
 	// one writer says nothing of sixteen.
 	key := fmt.Sprintf("%s, %d writers", name, writers)
-	n := w.sizer.size(key, d)
 	tag := w.seq.Add(1)
 	if name == wEtcd {
 		value := strings.Repeat("v", 256)
@@ -130,15 +129,15 @@ func (w *writeBench) run(name string, writers int, hc *http.Client, d time.Durat
 			})
 		})
 	}
-	pool, err := w.signWrites(name, tag, n)
-	if err != nil {
-		return Sample{}, err
-	}
-	smp, err := withCPU(nodePids(w.c), func() Sample {
-		return ClosedLoop(writers, d, func(int, int) error { return pool.send(hc, nil) })
+	return w.sizer.run(key, d, func(n int) (Sample, error) {
+		pool, err := w.signWrites(name, w.seq.Add(1), n)
+		if err != nil {
+			return Sample{}, err
+		}
+		return withCPU(nodePids(w.c), func() Sample {
+			return ClosedLoop(writers, d, func(int, int) error { return pool.send(hc, nil) })
+		})
 	})
-	w.sizer.observe(key, smp)
-	return smp, err
 }
 
 // signWrites prepares n createClient or updateRole calls with root
