@@ -158,12 +158,19 @@ func runLogStoreTruncation(b *testing.B, v logStoreVariant) {
 	b.ReportMetric(float64(batches)/after.Seconds(), "batches/s-after")
 	b.ReportMetric(before.Seconds()/after.Seconds(), "after/before")
 	b.ReportMetric(float64(w1-w0)/1024/float64(batches), "KiB-written/batch-after")
+	reportLogLeftover(b, s, dir)
+}
+
+// reportLogLeftover reports what a truncation left in the log store: bbolt's
+// free pages, or the segment files of a raft-wal log in walDir (it drops
+// only whole segments).
+func reportLogLeftover(b *testing.B, s raft.LogStore, walDir string) {
 	if bs, ok := s.(*raftboltdb.BoltStore); ok {
 		st := bs.Stats()
 		b.ReportMetric(float64(st.FreePageN+st.PendingPageN), "free-pages")
-	} else {
-		b.ReportMetric(float64(walSegmentFiles(dir)), "segment-files")
+		return
 	}
+	b.ReportMetric(float64(walSegmentFiles(walDir)), "segment-files")
 }
 
 // checkLogRange checks that the store holds first..last after the

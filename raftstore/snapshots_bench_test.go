@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 )
 
@@ -140,12 +139,7 @@ func runThroughSnapshots(b *testing.B, v snapshotBenchVariant) {
 	}
 	marks := driveWrites(b, s, snapshots, markEvery, v.updates)
 	reportIntervals(b, marks)
-	if bs, ok := s.bolt.(*raftboltdb.BoltStore); ok {
-		st := bs.Stats()
-		b.ReportMetric(float64(st.FreePageN+st.PendingPageN), "free-pages")
-	} else {
-		b.ReportMetric(float64(walSegmentFiles(filepath.Join(cfg.DataDir, "wal"))), "segment-files")
-	}
+	reportLogLeftover(b, s.bolt, filepath.Join(cfg.DataDir, "wal"))
 }
 
 // driveWrites runs 64 writers until `snapshots` snapshots have completed

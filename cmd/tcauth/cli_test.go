@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
 
+	"github.com/tcauth/tcauth/protocol"
 	"github.com/tcauth/tcauth/protocol/buildinfo"
 )
 
@@ -151,7 +152,7 @@ func TestParseDuration(t *testing.T) {
 		{"300 years", 0, false}, // past time.Duration's 292 years
 	}
 	for _, tc := range tests {
-		got, err := parseDuration(tc.in)
+		got, err := protocol.ParseDuration(tc.in)
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("parseDuration(%q) = %v, %v; want %v (ok %v)", tc.in, got, err, tc.want, tc.ok)
 		}

@@ -10,17 +10,13 @@ import (
 	"github.com/tcauth/tcauth/protocol"
 )
 
-// parseDuration is the syntax of every duration flag: a Go duration
-// ("90s", "1h30m") or a Taskcluster fromNow expression ("30 days", "1
-// year"), as protocol.ParseDuration reads it, the same as the duration
-// keys of the --…-config files.
-func parseDuration(s string) (time.Duration, error) { return protocol.ParseDuration(s) }
-
-// durationValue is the flag.Value of a duration flag.
+// durationValue is the flag.Value of a duration flag: a Go duration or a
+// Taskcluster fromNow expression, as protocol.ParseDuration reads it (the
+// same as the duration keys of the --…-config files).
 type durationValue time.Duration
 
 func (d *durationValue) Set(s string) error {
-	v, err := parseDuration(s)
+	v, err := protocol.ParseDuration(s)
 	if err != nil {
 		return err
 	}

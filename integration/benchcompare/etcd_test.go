@@ -116,8 +116,8 @@ func (w *writeBench) run(name string, writers int, hc *http.Client, d time.Durat
 	// Sized by what this contender did at this writer count: the rate at
 	// one writer says nothing of sixteen.
 	key := fmt.Sprintf("%s, %d writers", name, writers)
-	tag := w.seq.Add(1)
 	if name == wEtcd {
+		tag := w.seq.Add(1)
 		value := strings.Repeat("v", 256)
 		return withCPU(w.e.pids(), func() Sample {
 			return ClosedLoop(writers, d, func(wk, seq int) error {
