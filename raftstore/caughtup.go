@@ -247,7 +247,7 @@ func (s *Store) fetchReadIndex(src ReadIndexSource, ri *readIndex, gen uint64) e
 func (s *Store) appliedThrough(ci uint64) bool {
 	for i := ci; i > s.fsm.index.Load(); i-- {
 		var l raft.Log
-		if err := s.bolt.GetLog(i, &l); err != nil || l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+		if err := s.log.GetLog(i, &l); err != nil || l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
 			return false
 		}
 	}

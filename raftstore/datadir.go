@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/hashicorp/raft-wal/metadb"
 	"go.etcd.io/bbolt"
 )
 
@@ -126,26 +127,30 @@ func HasState(dir string) (bool, error) {
 	if st, err := os.Stat(filepath.Join(dir, boltFileName)); err == nil && st.Size() > 0 {
 		return true, nil
 	}
+	if isDir(filepath.Join(dir, walDirName)) {
+		return true, nil
+	}
 	snaps, err := snapshotDirs(dir)
 	return len(snaps) > 0, err
 }
 
-// openDataDir locks cfg.DataDir, checks it and opens its bolt store and
+// openDataDir locks cfg.DataDir, checks it, migrates an earlier release's
+// raft.db to raft-wal (walstore.go), and opens the log store and the
 // snapshot store. On success the lock is held until the caller unlocks it.
-func openDataDir(cfg Config, logger hclog.Logger) (*raftboltdb.BoltStore, raft.SnapshotStore, *DirLock, error) {
+func openDataDir(cfg Config, logger hclog.Logger) (logStore, raft.SnapshotStore, *DirLock, error) {
 	lock, err := LockDataDir(cfg.DataDir)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	bolt, snaps, err := checkAndOpen(cfg, logger)
+	ls, snaps, err := checkAndOpen(cfg, logger)
 	if err != nil {
 		lock.Unlock()
 		return nil, nil, nil, err
 	}
-	return bolt, snaps, lock, nil
+	return ls, snaps, lock, nil
 }
 
-func checkAndOpen(cfg Config, logger hclog.Logger) (*raftboltdb.BoltStore, raft.SnapshotStore, error) {
+func checkAndOpen(cfg Config, logger hclog.Logger) (logStore, raft.SnapshotStore, error) {
 	dir := cfg.DataDir
 	recorded, err := readNodeID(dir)
 	if err != nil {
@@ -158,32 +163,126 @@ func checkAndOpen(cfg Config, logger hclog.Logger) (*raftboltdb.BoltStore, raft.
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkBoltFile(filepath.Join(dir, boltFileName), dir, recorded != "" || len(snapDirs) > 0); err != nil {
-		return nil, nil, err
+	hadState := recorded != "" || len(snapDirs) > 0
+	var ls logStore
+	switch {
+	case cfg.boltLog:
+		ls, err = checkAndOpenBolt(cfg, recorded, snapDirs, hadState)
+	case isDir(filepath.Join(dir, walDirName)):
+		ls, err = checkAndOpenWAL(cfg, recorded, snapDirs, hadState, logger)
+	case exists(filepath.Join(dir, boltFileName)):
+		ls, err = migrateAndOpen(cfg, recorded, snapDirs, hadState, logger)
+	case hadState:
+		err = damaged(filepath.Join(dir, walDirName), dir, "the log is missing: neither %s/ nor raft.db is here, "+
+			"but the directory holds a node id or snapshots (the log and the vote record are gone)", walDirName)
+	default: // a new node
+		ls, err = openWAL(filepath.Join(dir, walDirName), logger)
 	}
-	if err := checkExistingState(cfg, recorded, snapDirs); err != nil {
+	if err != nil {
 		return nil, nil, err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, cfg.SnapshotRetain, logger)
+	if err == nil && recorded == "" {
+		err = writeNodeID(dir, cfg.NodeID)
+	}
 	if err != nil {
+		ls.Close()
 		return nil, nil, err
 	}
-	bolt, err := openBolt(filepath.Join(dir, boltFileName), dir, cfg, false)
-	if err != nil {
-		return nil, nil, err
+	return ls, snaps, nil
+}
+
+// checkAndOpenWAL checks the raft-wal log and the state it holds, then
+// finishes a migration that stopped after wal/ was complete.
+func checkAndOpenWAL(cfg Config, recorded string, snapDirs []string, hadState bool, logger hclog.Logger) (logStore, error) {
+	walDir := filepath.Join(cfg.DataDir, walDirName)
+	if err := checkWALDir(walDir, cfg.DataDir, hadState); err != nil {
+		return nil, err
 	}
-	if recorded == "" {
-		if err := writeNodeID(dir, cfg.NodeID); err != nil {
-			bolt.Close()
-			return nil, nil, err
+	w, err := openWAL(walDir, logger)
+	if err != nil {
+		return nil, damaged(walDir, cfg.DataDir, "the log cannot be opened (%v)", err)
+	}
+	if err := checkStoredStateQuietly(cfg, recorded, w, walDir, snapDirs); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if exists(filepath.Join(cfg.DataDir, boltFileName)) {
+		if err := moveBoltAside(cfg.DataDir); err != nil {
+			w.Close()
+			return nil, err
 		}
 	}
-	return bolt, snaps, nil
+	return w, nil
+}
+
+// checkWALDir refuses what raft-wal would not notice: without wal-meta.db
+// it starts an empty log and deletes the segment files it does not list,
+// and a damaged wal-meta.db can panic inside bbolt.
+func checkWALDir(walDir, dir string, hadState bool) error {
+	segments, _ := filepath.Glob(filepath.Join(walDir, "*.wal"))
+	meta := filepath.Join(walDir, metadb.FileName)
+	if !exists(meta) && (hadState || len(segments) > 0) {
+		return damaged(meta, dir, "%s is missing but the directory holds log segments, a node id or snapshots "+
+			"(the segment list and the vote record are gone)", metadb.FileName)
+	}
+	return checkBoltFile(meta, dir, hadState || len(segments) > 0)
+}
+
+// migrateAndOpen checks an earlier release's raft.db (read-only, so a
+// refused directory is left as it was), copies it into wal/ and opens that.
+func migrateAndOpen(cfg Config, recorded string, snapDirs []string, hadState bool, logger hclog.Logger) (logStore, error) {
+	path := filepath.Join(cfg.DataDir, boltFileName)
+	if err := checkBoltFile(path, cfg.DataDir, hadState); err != nil {
+		return nil, err
+	}
+	if err := checkExistingState(cfg, recorded, snapDirs); err != nil {
+		return nil, err
+	}
+	bolt, err := openBolt(path, cfg.DataDir, cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	err = migrateToWAL(cfg.DataDir, bolt, logger)
+	if cerr := bolt.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return openWAL(filepath.Join(cfg.DataDir, walDirName), logger)
+}
+
+// checkAndOpenBolt is the log store of earlier releases, raft.db, kept
+// running only for tests and benchmarks (Config.boltLog): they make the
+// directories the migration starts from, and measure it against raft-wal.
+func checkAndOpenBolt(cfg Config, recorded string, snapDirs []string, hadState bool) (logStore, error) {
+	if isDir(filepath.Join(cfg.DataDir, walDirName)) {
+		return nil, fmt.Errorf("raftstore: %s holds a raft-wal log; the bolt log store cannot open it", cfg.DataDir)
+	}
+	path := filepath.Join(cfg.DataDir, boltFileName)
+	if err := checkBoltFile(path, cfg.DataDir, hadState); err != nil {
+		return nil, err
+	}
+	if err := checkExistingState(cfg, recorded, snapDirs); err != nil {
+		return nil, err
+	}
+	return openBolt(path, cfg.DataDir, cfg, false)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 // checkExistingState runs checkStoredState on a directory that holds a
-// log, with raft.db opened read-only, so that a refused directory is left
-// exactly as it was (a read-write open already writes to it).
+// raft.db, opened read-only, so that a refused directory is left exactly
+// as it was (a read-write open already writes to it).
 func checkExistingState(cfg Config, recorded string, snapDirs []string) (err error) {
 	path := filepath.Join(cfg.DataDir, boltFileName)
 	defer func() {
@@ -201,13 +300,18 @@ func checkExistingState(cfg Config, recorded string, snapDirs []string) (err err
 		return err
 	}
 	defer bolt.Close()
-	// A quiet snapshot store: the finding is reported as one line, not
-	// after raft's own log lines about it.
+	return checkStoredStateQuietly(cfg, recorded, bolt, path, snapDirs)
+}
+
+// checkStoredStateQuietly is checkStoredState with a quiet snapshot store:
+// the finding is reported as one line, not after raft's own log lines
+// about it.
+func checkStoredStateQuietly(cfg Config, recorded string, log raft.LogStore, logPath string, snapDirs []string) error {
 	quiet, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.SnapshotRetain, hclog.NewNullLogger())
 	if err != nil {
 		return err
 	}
-	return checkStoredState(cfg, recorded, bolt, quiet, snapDirs)
+	return checkStoredState(cfg, recorded, log, logPath, quiet, snapDirs)
 }
 
 func nodeMismatch(dir, owner, id, how string) error {
@@ -278,7 +382,7 @@ func openBolt(path, dir string, cfg Config, readOnly bool) (bolt *raftboltdb.Bol
 	// Our lock file keeps other tcauth processes out, so waiting on
 	// bbolt's own lock would only hide a foreign process: fail fast.
 	bolt, err = raftboltdb.New(raftboltdb.Options{Path: path,
-		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: !cfg.FreelistSync, FreelistType: cfg.boltFreelist, ReadOnly: readOnly}})
+		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: !cfg.freelistSync, FreelistType: cfg.boltFreelist, ReadOnly: readOnly}})
 	if err != nil {
 		return nil, damaged(path, dir, "raft.db cannot be opened (%v)", err)
 	}
@@ -309,10 +413,11 @@ type boltMeta struct {
 // reported as just "invalid database". A missing or empty raft.db is fine
 // only for a directory that has never held state.
 func checkBoltFile(path, dir string, hadState bool) error {
+	name := filepath.Base(path)
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if hadState {
-			return damaged(path, dir, "raft.db is missing but the directory holds a node id or snapshots (the log and the vote record are gone)")
+			return damaged(path, dir, "%s is missing but the directory holds a node id or snapshots (the log and the vote record are gone)", name)
 		}
 		return nil
 	}
@@ -326,16 +431,16 @@ func checkBoltFile(path, dir string, hadState bool) error {
 	}
 	if st.Size() == 0 {
 		if hadState {
-			return damaged(path, dir, "raft.db is empty but the directory holds a node id or snapshots")
+			return damaged(path, dir, "%s is empty but the directory holds a node id or snapshots", name)
 		}
 		return nil
 	}
 	m, err := readBoltMeta(f, st.Size())
 	if err != nil {
-		return damaged(path, dir, "raft.db is not a usable bbolt database (%v)", err)
+		return damaged(path, dir, "%s is not a usable bbolt database (%v)", name, err)
 	}
 	if err := checkBoltPages(f, st.Size(), m); err != nil {
-		return damaged(path, dir, "raft.db is truncated or damaged (%v)", err)
+		return damaged(path, dir, "%s is truncated or damaged (%v)", name, err)
 	}
 	return nil
 }
@@ -437,14 +542,17 @@ func checkPage(f io.ReaderAt, ps int64, id, hwm uint64, flags uint16) error {
 // that the keyring opens every stored access token. Raft itself would skip
 // an unreadable snapshot and fall back to an older one (or none), silently
 // losing what was compacted away; here it is refused.
-func checkStoredState(cfg Config, recorded string, bolt *raftboltdb.BoltStore, snaps raft.SnapshotStore, snapDirs []string) error {
+func checkStoredState(cfg Config, recorded string, log raft.LogStore, logPath string, snaps raft.SnapshotStore, snapDirs []string) error {
 	dir := cfg.DataDir
 	st, after, conf, source, err := loadNewestSnapshot(dir, snaps, snapDirs)
+	if source == "" {
+		source = logPath
+	}
 	if err != nil {
 		return err
 	}
 	fromSnapshot := maps.Clone(st.clients) // records are replaced, never changed, by applies
-	logConf, found, err := replayLog(filepath.Join(dir, boltFileName), dir, bolt, after, st)
+	logConf, found, err := replayLog(logPath, dir, log, after, st)
 	if err != nil {
 		return err
 	}
@@ -461,7 +569,7 @@ func checkStoredState(cfg Config, recorded string, bolt *raftboltdb.BoltStore, s
 		c := st.clients[id]
 		if _, err := cfg.Keyring.Open(id, c.SealedToken); err != nil {
 			if fromSnapshot[id] != c {
-				source = filepath.Join(dir, boltFileName)
+				source = logPath
 			}
 			return keyringMismatch(source, "the stored access token of client "+id, c.SealedToken, err)
 		}
@@ -531,7 +639,7 @@ func loadNewestSnapshot(dir string, snaps raft.SnapshotStore, snapDirs []string)
 	}
 	list, err := snaps.List()
 	if err != nil || len(list) == 0 {
-		return newState(), 0, raft.Configuration{}, filepath.Join(dir, boltFileName), err
+		return newState(), 0, raft.Configuration{}, "", err
 	}
 	newest := list[0]
 	path := filepath.Join(dir, "snapshots", newest.ID, "state.bin")
@@ -549,21 +657,21 @@ func loadNewestSnapshot(dir string, snaps raft.SnapshotStore, snapDirs []string)
 
 // replayLog applies the log entries after index `after` to st, as the FSM
 // will, and returns the newest configuration entry among them.
-func replayLog(path, dir string, bolt *raftboltdb.BoltStore, after uint64, st *state) (conf raft.Configuration, found bool, err error) {
-	first, err := bolt.FirstIndex()
+func replayLog(path, dir string, log raft.LogStore, after uint64, st *state) (conf raft.Configuration, found bool, err error) {
+	first, err := log.FirstIndex()
 	if err != nil {
-		return conf, false, damaged(path, dir, "raft.db's log is unreadable (%v)", err)
+		return conf, false, damaged(path, dir, "the log is unreadable (%v)", err)
 	}
-	last, err := bolt.LastIndex()
+	last, err := log.LastIndex()
 	if err != nil {
-		return conf, false, damaged(path, dir, "raft.db's log is unreadable (%v)", err)
+		return conf, false, damaged(path, dir, "the log is unreadable (%v)", err)
 	}
 	if first == 0 {
 		return conf, false, nil
 	}
 	for i := max(first, after+1); i <= last; i++ {
 		var l raft.Log
-		if err := bolt.GetLog(i, &l); err != nil {
+		if err := log.GetLog(i, &l); err != nil {
 			return conf, false, damaged(path, dir, "log entry %d is unreadable (%v)", i, err)
 		}
 		switch l.Type {

@@ -21,7 +21,21 @@ import (
 // a snapshot (when snapshot is set), client "b-in-log" only in the log after it.
 func preparedDir(t *testing.T, snapshot bool) Config {
 	t.Helper()
-	s, cfg := singleNode(t)
+	return preparedDirWith(t, snapshot, func(*Config) {})
+}
+
+// preparedBoltDir is preparedDir as an earlier release left it: the log in
+// raft.db. Opened with the defaults, it is migrated to raft-wal.
+func preparedBoltDir(t *testing.T, snapshot bool) Config {
+	t.Helper()
+	cfg := preparedDirWith(t, snapshot, func(c *Config) { c.boltLog = true })
+	cfg.boltLog = false
+	return cfg
+}
+
+func preparedDirWith(t *testing.T, snapshot bool, set func(*Config)) Config {
+	t.Helper()
+	s, cfg := singleNodeWith(t, set)
 	createClient(t, s, "a-in-snap", "tok-0123456789abcdefghijkl")
 	if snapshot {
 		if err := s.raft.Snapshot().Error(); err != nil {
@@ -98,7 +112,8 @@ func truncateTo(t *testing.T, path string, size func(int64) int64) {
 // way an operator has met, and checks that Open refuses it at once with
 // the right sentinel and a message naming the file, and changes nothing.
 func TestOpenRefusesBrokenDataDir(t *testing.T) {
-	withSnap, logOnly := preparedDir(t, true), preparedDir(t, false)
+	withSnap, logOnly, boltLogOnly := preparedDir(t, true), preparedDir(t, false), preparedBoltDir(t, false)
+	walMeta := func(c *Config) string { return filepath.Join(c.DataDir, walDirName, "wal-meta.db") }
 	garbage := []byte(strings.Repeat("not a database, just bytes\n", 2000))
 	cases := []struct {
 		name   string
@@ -116,22 +131,33 @@ func TestOpenRefusesBrokenDataDir(t *testing.T) {
 		{"another keyring, token in the snapshot", withSnap, func(t *testing.T, c *Config) { c.Keyring = TestKeyring(t) },
 			ErrKeyringMismatch, []string{"state.bin", "client a-in-snap", "--keyring"}},
 		{"another keyring, token in the log", logOnly, func(t *testing.T, c *Config) { c.Keyring = TestKeyring(t) },
+			ErrKeyringMismatch, []string{walDirName, "client a-in-snap", "--keyring"}},
+		{"another keyring, token in raft.db", boltLogOnly, func(t *testing.T, c *Config) { c.Keyring = TestKeyring(t) },
 			ErrKeyringMismatch, []string{"raft.db", "client a-in-snap", "--keyring"}},
-		{"raft.db truncated to half", logOnly, func(t *testing.T, c *Config) {
+		{"wal-meta.db missing", logOnly, func(t *testing.T, c *Config) { os.Remove(walMeta(c)) },
+			ErrCorruptDataDir, []string{"wal-meta.db is missing", "snapshot restore"}},
+		{"wal-meta.db garbage", logOnly, func(t *testing.T, c *Config) { os.WriteFile(walMeta(c), garbage, 0o600) },
+			ErrCorruptDataDir, []string{"wal-meta.db", "not a bbolt file"}},
+		{"wal-meta.db truncated to half", logOnly, func(t *testing.T, c *Config) {
+			truncateTo(t, walMeta(c), func(n int64) int64 { return n / 2 })
+		}, ErrCorruptDataDir, []string{"wal-meta.db", "truncated"}},
+		{"wal directory missing", logOnly, func(t *testing.T, c *Config) { os.RemoveAll(filepath.Join(c.DataDir, walDirName)) },
+			ErrCorruptDataDir, []string{"the log is missing"}},
+		{"raft.db truncated to half", boltLogOnly, func(t *testing.T, c *Config) {
 			truncateTo(t, filepath.Join(c.DataDir, "raft.db"), func(n int64) int64 { return n / 2 })
 		}, ErrCorruptDataDir, []string{"raft.db", "truncated", "snapshot restore"}},
-		{"raft.db truncated to its meta pages", logOnly, func(t *testing.T, c *Config) {
+		{"raft.db truncated to its meta pages", boltLogOnly, func(t *testing.T, c *Config) {
 			truncateTo(t, filepath.Join(c.DataDir, "raft.db"), func(int64) int64 { return int64(2 * os.Getpagesize()) })
 		}, ErrCorruptDataDir, []string{"raft.db"}},
-		{"raft.db cut inside a meta page", logOnly, func(t *testing.T, c *Config) {
+		{"raft.db cut inside a meta page", boltLogOnly, func(t *testing.T, c *Config) {
 			truncateTo(t, filepath.Join(c.DataDir, "raft.db"), func(int64) int64 { return 40 })
 		}, ErrCorruptDataDir, []string{"raft.db"}},
-		{"raft.db empty", logOnly, func(t *testing.T, c *Config) {
+		{"raft.db empty", boltLogOnly, func(t *testing.T, c *Config) {
 			truncateTo(t, filepath.Join(c.DataDir, "raft.db"), func(int64) int64 { return 0 })
 		}, ErrCorruptDataDir, []string{"raft.db is empty"}},
-		{"raft.db missing", logOnly, func(t *testing.T, c *Config) { os.Remove(filepath.Join(c.DataDir, "raft.db")) },
-			ErrCorruptDataDir, []string{"raft.db is missing"}},
-		{"raft.db garbage", logOnly, func(t *testing.T, c *Config) {
+		{"raft.db missing", boltLogOnly, func(t *testing.T, c *Config) { os.Remove(filepath.Join(c.DataDir, "raft.db")) },
+			ErrCorruptDataDir, []string{"the log is missing"}},
+		{"raft.db garbage", boltLogOnly, func(t *testing.T, c *Config) {
 			os.WriteFile(filepath.Join(c.DataDir, "raft.db"), garbage, 0o600)
 		}, ErrCorruptDataDir, []string{"not a bbolt file"}},
 		{"snapshot truncated", withSnap, func(t *testing.T, c *Config) {
@@ -180,7 +206,7 @@ func TestOpenRefusesBrokenDataDir(t *testing.T) {
 		})
 	}
 	// The unbroken directories still open and hold both clients.
-	for _, base := range []Config{withSnap, logOnly} {
+	for _, base := range []Config{withSnap, logOnly, boltLogOnly} {
 		cfg := base
 		cfg.DataDir = copyDir(t, base.DataDir)
 		s, err := Open(cfg)

@@ -124,7 +124,7 @@ type RecoverResult struct {
 func Recover(rc RecoverConfig) (RecoverResult, error) {
 	if has, err := HasState(rc.DataDir); err != nil || !has {
 		if err == nil {
-			err = &DataDirError{Path: rc.DataDir, Problem: "no Raft state (raft.db, snapshots or node-id) to recover",
+			err = &DataDirError{Path: rc.DataDir, Problem: "no Raft state (a log, snapshots or node-id) to recover",
 				Remedy: "point --data-dir at the surviving node's data directory", Err: ErrNothingToRecover}
 		}
 		return RecoverResult{}, err
@@ -146,20 +146,23 @@ func Recover(rc RecoverConfig) (RecoverResult, error) {
 		return RecoverResult{}, err
 	}
 	logger := newHCLogger(cfg.Logger, "raft")
-	bolt, snaps, lock, err := openDataDir(cfg, logger)
+	// A dry run changes nothing, so it reads an earlier release's raft.db
+	// where it is instead of migrating it (a recovery migrates, as a start).
+	cfg.boltLog = rc.DryRun && !isDir(filepath.Join(cfg.DataDir, walDirName))
+	ls, snaps, lock, err := openDataDir(cfg, logger)
 	if err != nil {
 		return RecoverResult{}, err
 	}
 	defer lock.Unlock()
-	defer bolt.Close()
+	defer ls.Close()
 	res := RecoverResult{NodeID: cfg.NodeID, Servers: rc.Peers, DryRun: rc.DryRun}
-	if res.LastIndex, res.LastTerm, err = lastEntry(bolt, snaps); err != nil {
+	if res.LastIndex, res.LastTerm, err = lastEntry(ls, snaps); err != nil {
 		return RecoverResult{}, err
 	}
 	if rc.DryRun {
 		st, after, _, _, err := loadNewestSnapshot(cfg.DataDir, snaps, nil)
 		if err == nil {
-			_, _, err = replayLog(filepath.Join(cfg.DataDir, boltFileName), cfg.DataDir, bolt, after, st)
+			_, _, err = replayLog(cfg.DataDir, cfg.DataDir, ls, after, st)
 		}
 		if err != nil {
 			return RecoverResult{}, err
@@ -181,7 +184,7 @@ func Recover(rc RecoverConfig) (RecoverResult, error) {
 	// The transport only names this node in the snapshot; nothing is sent.
 	_, trans := raft.NewInmemTransport(raft.ServerAddress(self.Address))
 	defer trans.Close()
-	if err := raft.RecoverCluster(rcfg, f, bolt, bolt, snaps, trans, conf); err != nil {
+	if err := raft.RecoverCluster(rcfg, f, ls, ls, snaps, trans, conf); err != nil {
 		return RecoverResult{}, fmt.Errorf("raftstore: recovery of %s failed: %w", cfg.DataDir, err)
 	}
 	res.Clients, res.Roles = f.st.ids.len(), len(f.st.roles)
@@ -202,20 +205,17 @@ func selfIn(peers []PeerSpec, id string) (PeerSpec, error) {
 
 // lastEntry is the index and term of the newest entry the node holds, in
 // its log or its newest snapshot.
-func lastEntry(bolt interface {
-	LastIndex() (uint64, error)
-	GetLog(uint64, *raft.Log) error
-}, snaps raft.SnapshotStore) (index, term uint64, err error) {
+func lastEntry(log raft.LogStore, snaps raft.SnapshotStore) (index, term uint64, err error) {
 	if list, err := snaps.List(); err == nil && len(list) > 0 {
 		index, term = list[0].Index, list[0].Term
 	}
-	last, err := bolt.LastIndex()
+	last, err := log.LastIndex()
 	if err != nil {
 		return 0, 0, err
 	}
 	if last > index {
 		var l raft.Log
-		if err := bolt.GetLog(last, &l); err != nil {
+		if err := log.GetLog(last, &l); err != nil {
 			return 0, 0, err
 		}
 		index, term = l.Index, l.Term

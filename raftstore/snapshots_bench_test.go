@@ -65,27 +65,26 @@ type snapshotBenchVariant struct {
 func snapshotBenchVariants() []snapshotBenchVariant {
 	return []snapshotBenchVariant{
 		// What the store did before: the freelist persisted, in an array.
-		{name: "bolt-array-freelist-sync", set: func(c *Config) { c.FreelistSync, c.boltFreelist = true, bbolt.FreelistArrayType }},
-		{name: "bolt-array-no-freelist-sync", set: func(c *Config) { c.FreelistSync, c.boltFreelist = false, bbolt.FreelistArrayType }},
-		{name: "bolt-map-freelist-sync", set: func(c *Config) { c.FreelistSync, c.boltFreelist = true, bbolt.FreelistMapType }},
-		// The defaults.
-		{name: "bolt-map-no-freelist-sync", set: func(c *Config) {}},
-		// The defaults but the log store: raft-wal's segment files in
-		// DataDir/wal instead of raft.db (walstore_bench_test.go).
-		{name: "raft-wal", set: func(c *Config) {
-			c.openLogStore = func(dir string) (logStore, error) { return openWAL(filepath.Join(dir, "wal")) }
-		}},
-		// The defaults but a tenth of raft's TrailingLogs: each truncation
+		{name: "bolt-array-freelist-sync", set: func(c *Config) { c.boltLog, c.freelistSync, c.boltFreelist = true, true, bbolt.FreelistArrayType }},
+		{name: "bolt-array-no-freelist-sync", set: func(c *Config) { c.boltLog, c.boltFreelist = true, bbolt.FreelistArrayType }},
+		{name: "bolt-map-freelist-sync", set: func(c *Config) { c.boltLog, c.freelistSync = true, true }},
+		// What earlier releases ran: raft.db, the freelist not persisted.
+		{name: "bolt-map-no-freelist-sync", set: boltLog},
+		// The defaults: raft-wal's segment files in DataDir/wal.
+		{name: "raft-wal", set: func(c *Config) {}},
+		// raft.db with a tenth of raft's TrailingLogs: each truncation
 		// leaves fewer entries behind.
-		{name: "bolt-trailing-1024", set: func(c *Config) { c.TrailingLogs = 1024 }},
-		// The defaults, snapshotting twice as often.
-		{name: "bolt-snapshot-x2", set: func(c *Config) {}, snapshotsX: 2},
-		// Controls: the same writes without any snapshot; updates of a
-		// fixed set of clients through snapshots.
-		{name: "bolt-no-snapshots", set: func(c *Config) {}, noSnapshots: true},
-		{name: "bolt-updates", set: func(c *Config) {}, updates: true},
+		{name: "bolt-trailing-1024", set: func(c *Config) { c.boltLog, c.TrailingLogs = true, 1024 }},
+		// raft.db, snapshotting twice as often.
+		{name: "bolt-snapshot-x2", set: boltLog, snapshotsX: 2},
+		// Controls, on raft.db: the same writes without any snapshot;
+		// updates of a fixed set of clients through snapshots.
+		{name: "bolt-no-snapshots", set: boltLog, noSnapshots: true},
+		{name: "bolt-updates", set: boltLog, updates: true},
 	}
 }
+
+func boltLog(c *Config) { c.boltLog = true }
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -139,7 +138,7 @@ func runThroughSnapshots(b *testing.B, v snapshotBenchVariant) {
 	}
 	marks := driveWrites(b, s, snapshots, markEvery, v.updates)
 	reportIntervals(b, marks)
-	reportLogLeftover(b, s.bolt, filepath.Join(cfg.DataDir, "wal"))
+	reportLogLeftover(b, s.log, filepath.Join(cfg.DataDir, walDirName))
 }
 
 // driveWrites runs 64 writers until `snapshots` snapshots have completed

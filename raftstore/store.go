@@ -30,7 +30,7 @@ import (
 // values of the tuning fields mean "default".
 type Config struct {
 	NodeID  string // required: this node's stable Raft id
-	DataDir string // required: raft.db (log + stable store) and snapshots/
+	DataDir string // required: wal/ (log + stable store, walstore.go), snapshots/, node-id
 
 	RaftBind      string // host:port to listen on for Raft; default 127.0.0.1:0
 	RaftAdvertise string // host:port peers dial; default the bound address
@@ -65,23 +65,15 @@ type Config struct {
 	// that a follower slightly behind catches up from the log instead of
 	// a whole snapshot. Default 10240 (raft's).
 	TrailingLogs uint64
-	// FreelistSync persists bbolt's freelist in raft.db on every commit
-	// (bbolt's default). Default false: the freelist is not written and
-	// bbolt rebuilds it by scanning raft.db when the node starts
-	// (Nomad's no_freelist_sync, etcd's default). After a snapshot raft
-	// deletes every log entry it covers, leaving tens of thousands of
-	// free pages; persisting them rewrote the whole list on every append
-	// (680 KiB per 64-entry batch instead of 97 KiB) and halved the write
-	// rate from the first snapshot on (DESIGN.md "Log store").
-	FreelistSync bool
-	// boltFreelist is bbolt's in-memory freelist type ("" = the hashmap,
-	// whose allocation does not scan the list); for benchmarks.
+	// boltLog runs the log store of earlier releases, raft.db
+	// (hashicorp/raft-boltdb), instead of raft-wal: for tests, which make
+	// the directories the migration starts from, and benchmarks, which
+	// compare the two. freelistSync and boltFreelist are its bbolt
+	// settings: the freelist persisted on every commit (bbolt's default;
+	// earlier releases did not) and its in-memory type ("" = the hashmap).
+	boltLog      bool
+	freelistSync bool
 	boltFreelist bbolt.FreelistType
-	// openLogStore, when set, opens the log and stable store in place of
-	// raft.db (benchmarks only: another log store under the same Store).
-	// datadir.go's start-up checks read raft.db, so they are skipped; the
-	// lock and the snapshot store are as usual.
-	openLogStore func(dir string) (logStore, error)
 	// FeedSize bounds the change feed's history (default 10,000 changes).
 	FeedSize int
 	// OnHalt, if set, is called (once, on its own goroutine) when the
@@ -159,7 +151,7 @@ type Store struct {
 	cfg       Config
 	raft      *raft.Raft
 	fsm       *fsm
-	bolt      logStore // raft.db's *raftboltdb.BoltStore, or Config.openLogStore's store
+	log       logStore // raft-wal (walstore.go), or raft.db under Config.boltLog
 	transport raft.Transport
 	closeOnce sync.Once
 
@@ -180,8 +172,8 @@ type Store struct {
 	autopilot autopilotState // autopilot.go
 }
 
-// Open starts the node: it opens (or creates) the bolt file and snapshots
-// in DataDir, replays committed state, and bootstraps a single-node cluster
+// Open starts the node: it opens (or creates) the log and snapshots in
+// DataDir (migrating an earlier release's raft.db first), replays committed state, and bootstraps a single-node cluster
 // when Config.Bootstrap is set and there is no state yet.
 func Open(cfg Config) (*Store, error) {
 	if err := cfg.fill(); err != nil {
@@ -213,21 +205,11 @@ func Open(cfg Config) (*Store, error) {
 	rc.Logger = newHCLogger(cfg.Logger, "raft")
 
 	// Locked and checked (datadir.go) before raft sees it.
-	var (
-		bolt  logStore
-		snaps raft.SnapshotStore
-		lock  *DirLock
-		err   error
-	)
-	if cfg.openLogStore == nil {
-		bolt, snaps, lock, err = openDataDir(cfg, rc.Logger)
-	} else {
-		bolt, snaps, lock, err = openOtherLogStore(cfg, rc.Logger)
-	}
+	ls, snaps, lock, err := openDataDir(cfg, rc.Logger)
 	if err != nil {
 		return nil, err
 	}
-	s.bolt, s.lock = bolt, lock
+	s.log, s.lock = ls, lock
 	trans, err := s.newTransport(rc.Logger)
 	if err != nil {
 		s.closeResources()
@@ -237,20 +219,20 @@ func Open(cfg Config) (*Store, error) {
 	ot.contacts = &s.contacts
 	s.transport = ot
 	if cfg.Bootstrap {
-		has, err := raft.HasExistingState(bolt, bolt, snaps)
+		has, err := raft.HasExistingState(ls, ls, snaps)
 		if err != nil {
 			s.closeResources()
 			return nil, err
 		}
 		if !has {
 			conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
-			if err := raft.BootstrapCluster(rc, bolt, bolt, snaps, trans, conf); err != nil {
+			if err := raft.BootstrapCluster(rc, ls, ls, snaps, trans, conf); err != nil {
 				s.closeResources()
 				return nil, fmt.Errorf("raftstore: bootstrap: %w", err)
 			}
 		}
 	}
-	r, err := raft.NewRaft(rc, s.fsm, bolt, bolt, snaps, s.transport)
+	r, err := raft.NewRaft(rc, s.fsm, ls, ls, snaps, s.transport)
 	if err != nil {
 		s.closeResources()
 		return nil, err
@@ -268,26 +250,6 @@ type logStore interface {
 	raft.LogStore
 	raft.StableStore
 	io.Closer
-}
-
-// openOtherLogStore is openDataDir for Config.openLogStore (benchmarks
-// only): the lock and the snapshot store, but no bolt file and no checks.
-func openOtherLogStore(cfg Config, logger hclog.Logger) (logStore, raft.SnapshotStore, *DirLock, error) {
-	lock, err := LockDataDir(cfg.DataDir)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.SnapshotRetain, logger)
-	if err != nil {
-		lock.Unlock()
-		return nil, nil, nil, err
-	}
-	ls, err := cfg.openLogStore(cfg.DataDir)
-	if err != nil {
-		lock.Unlock()
-		return nil, nil, nil, err
-	}
-	return ls, snaps, lock, nil
 }
 
 func (s *Store) newTransport(logger hclog.Logger) (*raft.NetworkTransport, error) {
@@ -315,7 +277,7 @@ func (s *Store) closeResources() {
 	if c, ok := s.transport.(io.Closer); ok {
 		c.Close()
 	}
-	s.bolt.Close()
+	s.log.Close()
 	s.lock.Unlock()
 }
 
@@ -647,7 +609,7 @@ func (s *Store) LinearizableRead(ctx context.Context) error {
 func (s *Store) waitCommitted(ctx context.Context, ci uint64) error {
 	for i := ci; i > s.fsm.index.Load(); i-- {
 		var l raft.Log
-		if err := s.bolt.GetLog(i, &l); err != nil || l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+		if err := s.log.GetLog(i, &l); err != nil || l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
 			return s.WaitForIndex(ctx, i)
 		}
 	}

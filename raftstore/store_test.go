@@ -18,9 +18,15 @@ var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
 func singleNode(t *testing.T) (*Store, Config) {
 	t.Helper()
+	return singleNodeWith(t, func(*Config) {})
+}
+
+func singleNodeWith(t *testing.T, set func(*Config)) (*Store, Config) {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.NodeID, cfg.DataDir, cfg.AllowInsecure, cfg.Bootstrap, cfg.Keyring = "solo", t.TempDir(), true, true, TestKeyring(t)
 	FastTimeouts(&cfg)
+	set(&cfg)
 	s, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)

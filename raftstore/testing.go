@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
@@ -161,20 +162,26 @@ func (c *TestCluster) Restart(i int) *Store {
 // does not know.
 func AppendTestLogEntry(t testing.TB, dataDir, data string) {
 	t.Helper()
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dataDir, boltFileName)})
+	var ls logStore
+	var err error
+	if isDir(filepath.Join(dataDir, walDirName)) {
+		ls, err = openWAL(filepath.Join(dataDir, walDirName), hclog.NewNullLogger())
+	} else {
+		ls, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dataDir, boltFileName)})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bolt.Close()
-	last, err := bolt.LastIndex()
+	defer ls.Close()
+	last, err := ls.LastIndex()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var l raft.Log
-	if err := bolt.GetLog(last, &l); err != nil {
+	if err := ls.GetLog(last, &l); err != nil {
 		t.Fatal(err)
 	}
-	if err := bolt.StoreLog(&raft.Log{Index: last + 1, Term: l.Term, Type: raft.LogCommand, Data: []byte(data)}); err != nil {
+	if err := ls.StoreLog(&raft.Log{Index: last + 1, Term: l.Term, Type: raft.LogCommand, Data: []byte(data)}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,54 +1,22 @@
 package raftstore
 
 import (
-	"errors"
-	"os"
 	"path/filepath"
+	"strings"
+	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
-// github.com/hashicorp/raft-wal, measured against raft.db in both log
-// store benchmarks. It is a log of append-only segment files (64 MiB
-// each) with a small bbolt file of metadata beside them: an append
-// writes the entries once and fsyncs them, and a head truncation (what
-// raft's DeleteRange after a snapshot is) moves the first index in the
-// metadata and deletes only the segments that lie wholly below it, so it
-// leaves no free pages behind for later appends to account for.
-
-// walStore is a raft-wal log whose Close closes all of it: WAL.Close
-// (v0.4.0) leaves the metadata's bbolt file open, and with it bbolt's
-// flock, so that opening the directory again in the same process (the
-// benchmark's reopen after the fill) waited on that lock forever.
-type walStore struct {
-	*wal.WAL
-	meta *metadb.BoltMetaDB
-}
-
-func (w walStore) Close() error { return errors.Join(w.WAL.Close(), w.meta.Close()) }
-
-// openWAL opens (or creates) a raft-wal log in dir. It fsyncs every
-// StoreLogs call; there is no way to skip that for a fill.
-func openWAL(dir string) (walStore, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return walStore{}, err
-	}
-	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(dir, wal.WithMetaStore(meta),
-		wal.WithLogger(hclog.New(&hclog.LoggerOptions{Name: "wal", Level: hclog.Warn, Output: os.Stderr})))
-	if err != nil {
-		meta.Close()
-		return walStore{}, err
-	}
-	return walStore{w, meta}, nil
-}
+// raft-wal (walstore.go), the log store, measured against raft.db (the
+// log store of earlier releases) in both log store benchmarks.
 
 func walVariant() logStoreVariant {
 	return logStoreVariant{name: "raft-wal", open: func(dir string, _ bool) (raft.LogStore, func() error, error) {
-		w, err := openWAL(dir)
+		w, err := openWAL(dir, hclog.NewNullLogger())
 		if err != nil {
 			return nil, nil, err
 		}
@@ -61,4 +29,44 @@ func walVariant() logStoreVariant {
 func walSegmentFiles(dir string) int {
 	m, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
 	return len(m)
+}
+
+// BenchmarkMigrateToWAL times the one-way copy of an earlier release's
+// raft.db into wal/ at start (walstore.go) for BENCH_MIGRATE_ENTRIES
+// entries (default 100,000) of a createClient's size:
+// `go test -run '^$' -bench MigrateToWAL -benchtime 1x ./raftstore/`.
+func BenchmarkMigrateToWAL(b *testing.B) {
+	n := uint64(envInt("BENCH_MIGRATE_ENTRIES", 100000))
+	data := []byte(`{"op":"create-client","v":1,"client":{"clientId":"bench/` + strings.Repeat("x", 24) +
+		`","description":"` + strings.Repeat("d", 80) + `","scopes":["assume:project:bench","queue:create-task:*"],` +
+		`"sealedToken":"` + strings.Repeat("s", 96) + `"}}`)
+	for range b.N {
+		b.StopTimer()
+		dir := b.TempDir()
+		bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, boltFileName), NoSync: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch := make([]*raft.Log, 0, 1024)
+		for i := uint64(1); i <= n; i++ {
+			batch = append(batch, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: data})
+			if len(batch) == cap(batch) || i == n {
+				if err := bolt.StoreLogs(batch); err != nil {
+					b.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+		if err := bolt.SetUint64([]byte("CurrentTerm"), 1); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		if err := migrateToWAL(dir, bolt, hclog.NewNullLogger()); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds()*1e5/float64(n), "s/100k-entries")
+		b.StopTimer()
+		bolt.Close()
+	}
 }

@@ -274,7 +274,7 @@ func controlplaneCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "config", Usage: "YAML file with any of these flags as keys", EnvVars: []string{"TCAUTH_CONFIG"}},
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "node-id", Usage: "this node's stable Raft id", EnvVars: []string{"TCAUTH_NODE_ID"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Usage: "where raft.db, snapshots, the keyring and the root token live", EnvVars: []string{"TCAUTH_DATA_DIR"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Usage: "where the Raft log (raft/wal), snapshots, the keyring and the root token live", EnvVars: []string{"TCAUTH_DATA_DIR"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "http-addr", Value: defaultControlPlaneHTTP, Usage: "API listen address", EnvVars: []string{"TCAUTH_HTTP_ADDR"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "advertise-url", Usage: "this node's API base URL as peers reach it (default http://<http-addr>)", EnvVars: []string{"TCAUTH_ADVERTISE_URL"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "root-url", Usage: "the deployment's root URL clients use (default the advertise URL)", EnvVars: []string{"TCAUTH_ROOT_URL"}}),

@@ -76,7 +76,7 @@ wait_members() {
 export TASKCLUSTER_ROOT_URL
 TASKCLUSTER_ROOT_URL=$(url 1)
 export TASKCLUSTER_CLIENT_ID=static/taskcluster/root
-if [ -e "$dir/n1/raft/raft.db" ]; then
+if [ -e "$dir/n1/raft/node-id" ]; then
   # A cluster that has run before: every node comes back from its data
   # directory (a second bootstrap or join would be refused or wrong).
   TASKCLUSTER_ACCESS_TOKEN=$(cat "$dir/n1/root-access-token")

@@ -63,13 +63,15 @@ func TestDataDirFailsLoudly(t *testing.T) {
 			[]string{"cannot open the stored access token", "--keyring"}},
 		{"keyring damaged", "n1", func(dir, kr string) { os.WriteFile(kr, []byte(`{"primary": 1, "ke`), 0o600) },
 			[]string{"keyring.json", "damaged", "backup"}},
-		{"raft.db truncated", "n1", func(dir, kr string) {
-			os.Truncate(filepath.Join(dir, "raft", "raft.db"), int64(2*os.Getpagesize()+100))
+		{"wal-meta.db truncated", "n1", func(dir, kr string) {
+			os.Truncate(filepath.Join(dir, "raft", "wal", "wal-meta.db"), int64(2*os.Getpagesize()+100))
 		},
-			[]string{"raft.db", "truncated", "tcauth cluster snapshot restore FILE"}},
-		{"raft.db garbage", "n1", func(dir, kr string) {
-			os.WriteFile(filepath.Join(dir, "raft", "raft.db"), bytes.Repeat([]byte("garbage!"), 8192), 0o600)
-		}, []string{"raft.db", "not a bbolt file", "--join"}},
+			[]string{"wal-meta.db", "truncated", "tcauth cluster snapshot restore FILE"}},
+		{"wal-meta.db garbage", "n1", func(dir, kr string) {
+			os.WriteFile(filepath.Join(dir, "raft", "wal", "wal-meta.db"), bytes.Repeat([]byte("garbage!"), 8192), 0o600)
+		}, []string{"wal-meta.db", "not a bbolt file", "--join"}},
+		{"log missing", "n1", func(dir, kr string) { os.RemoveAll(filepath.Join(dir, "raft", "wal")) },
+			[]string{"the log is missing", "--join"}},
 		{"snapshot truncated", "n1", func(dir, kr string) { halve(snapState(dir)) },
 			[]string{"state.bin", "snapshot", "tcauth cluster snapshot restore FILE"}},
 		{"snapshot garbage", "n1", func(dir, kr string) {
