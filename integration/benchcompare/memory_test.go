@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -66,6 +68,10 @@ func memClients(t *testing.T, s Settings, nClients, nRoles int) []Row {
 	flags := []string{"--log-level", benchLogLevel, "--client-cache-size", strconv.Itoa(cacheSize),
 		"--unknown-client-rate", "1000000", "--unknown-client-burst", "1000000",
 		"--max-nonces", strconv.Itoa(max(1_000_000, 2*nClients))}
+	profileDir := os.Getenv("BENCH_MEM_PROFILE") // a directory: the sidecar's heap profile when full
+	if profileDir != "" {
+		flags = append(flags, "--pprof")
+	}
 	sc := c.StartSidecar(t, "mem-sidecar", upstream, whoamiRoutes, flags...)
 	nodeEmpty := rssAfterSettle(t, s, "empty node", node.Pid())
 	scEmpty := rssAfterSettle(t, s, "empty sidecar", sc.Pid())
@@ -86,6 +92,9 @@ func memClients(t *testing.T, s Settings, nClients, nRoles int) []Row {
 	warmSidecar(t, sc, creds)
 	warm := time.Since(t0)
 	scFull := rssAfterSettle(t, s, "sidecar with clients", sc.Pid())
+	if profileDir != "" {
+		harness.SaveHeapProfile(t, sc.Admin, filepath.Join(profileDir, "sidecar.pprof"))
+	}
 	t.Logf("memory: %s; %d sidecar requests in %s", snap, nClients, warm.Round(time.Millisecond))
 
 	clientsLoad := fmt.Sprintf("%s cached clients", groupThousands(int64(nClients)))

@@ -12,9 +12,7 @@ package cpmemory
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -94,7 +92,7 @@ func rssMiB(t *testing.T, pid int, admin, name string) float64 {
 	}
 	logMappings(t, pid, name)
 	if dir := os.Getenv("CPMEM_PROFILE"); dir != "" {
-		saveHeap(t, admin, filepath.Join(dir, name+".pprof"))
+		harness.SaveHeapProfile(t, admin, filepath.Join(dir, name+".pprof"))
 	}
 	return float64(b) / (1 << 20)
 }
@@ -120,23 +118,6 @@ func logMappings(t *testing.T, pid int, name string) {
 				t.Logf("%s: %s resident %d kB", name, filepath.Base(file), kb)
 			}
 		}
-	}
-}
-
-func saveHeap(t *testing.T, admin, path string) {
-	t.Helper()
-	resp, err := http.Get("http://" + admin + "/debug/pprof/heap?gc=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(path)
-	if err == nil {
-		_, err = io.Copy(f, resp.Body)
-		err = errors.Join(err, f.Close())
-	}
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -275,4 +276,26 @@ func NeedNode(t testing.TB) string {
 		t.Skipf("needs node and integration/node/node_modules (run `make deps`): %v", err)
 	}
 	return node
+}
+
+// SaveHeapProfile writes the heap profile of the process whose admin
+// listener (served with --pprof) is admin to path, after a GC.
+func SaveHeapProfile(t testing.TB, admin, path string) {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("heap profile from %s: %s (was the process started with --pprof?)", admin, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		_, err = io.Copy(f, resp.Body)
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
