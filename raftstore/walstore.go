@@ -30,7 +30,7 @@ const (
 )
 
 // walStore is a raft-wal log whose Close closes all of it: WAL.Close
-// (v0.4.0) leaves the metadata's bbolt file open, and with it bbolt's
+// (v0.4.0 to v0.4.2) leaves the metadata's bbolt file open, and with it bbolt's
 // flock, so that opening the directory again in the same process (a
 // restarted node in a test, Recover after a check) would wait on that lock
 // forever (bbolt is opened without a timeout there).

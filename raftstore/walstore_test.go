@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
@@ -203,5 +204,42 @@ func TestNewDirectoryIsWAL(t *testing.T) {
 	}
 	if k := walKeys(t, cfg.DataDir); k.last == 0 || k.term == 0 {
 		t.Fatalf("wal holds no log or term: %+v", k)
+	}
+}
+
+// TestWALReopensAfterTailTruncation: a follower that drops a conflicting
+// suffix of its log (raft's DeleteRange at the tail) can still open its
+// log afterwards. raft-wal v0.4.0 marked the segment sealed without
+// writing its index, so the restarted node refused its own log ("sealed
+// segment has no index block", hashicorp/raft-wal#31, fixed in v0.4.1);
+// the reliability suite's rolling restart met it.
+func TestWALReopensAfterTailTruncation(t *testing.T) {
+	dir := t.TempDir()
+	w, err := openWAL(dir, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 10; i++ {
+		if err := w.StoreLog(&raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.DeleteRange(9, 10); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	w, err = openWAL(dir, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, i := range []uint64{1, 8} {
+		var l raft.Log
+		if err := w.GetLog(i, &l); err != nil {
+			t.Fatalf("entry %d after the tail truncation and a reopen: %v", i, err)
+		}
+	}
+	if last, _ := w.LastIndex(); last != 8 {
+		t.Fatalf("last index %d, want 8", last)
 	}
 }
