@@ -229,17 +229,10 @@ func checkWALDir(walDir, dir string, hadState bool) error {
 	return checkBoltFile(meta, dir, hadState || len(segments) > 0)
 }
 
-// migrateAndOpen checks an earlier release's raft.db (read-only, so a
-// refused directory is left as it was), copies it into wal/ and opens that.
+// migrateAndOpen checks an earlier release's raft.db, copies it into wal/
+// and opens that.
 func migrateAndOpen(cfg Config, recorded string, snapDirs []string, hadState bool, logger hclog.Logger) (logStore, error) {
-	path := filepath.Join(cfg.DataDir, boltFileName)
-	if err := checkBoltFile(path, cfg.DataDir, hadState); err != nil {
-		return nil, err
-	}
-	if err := checkExistingState(cfg, recorded, snapDirs); err != nil {
-		return nil, err
-	}
-	bolt, err := openBolt(path, cfg.DataDir, cfg, false)
+	bolt, err := checkAndOpenBoltFile(cfg, recorded, snapDirs, hadState)
 	if err != nil {
 		return nil, err
 	}
@@ -260,6 +253,12 @@ func checkAndOpenBolt(cfg Config, recorded string, snapDirs []string, hadState b
 	if isDir(filepath.Join(cfg.DataDir, walDirName)) {
 		return nil, fmt.Errorf("raftstore: %s holds a raft-wal log; the bolt log store cannot open it", cfg.DataDir)
 	}
+	return checkAndOpenBoltFile(cfg, recorded, snapDirs, hadState)
+}
+
+// checkAndOpenBoltFile checks raft.db and the state it holds (read-only,
+// so a refused directory is left as it was), then opens it read-write.
+func checkAndOpenBoltFile(cfg Config, recorded string, snapDirs []string, hadState bool) (*raftboltdb.BoltStore, error) {
 	path := filepath.Join(cfg.DataDir, boltFileName)
 	if err := checkBoltFile(path, cfg.DataDir, hadState); err != nil {
 		return nil, err

@@ -150,9 +150,6 @@ func replaceKeyring(path string, primary uint32, keys map[uint32][]byte) error {
 		os.Remove(name)
 		return err
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
+	_ = syncDir(filepath.Dir(path)) // best effort: the rename is done
 	return nil
 }

@@ -173,8 +173,9 @@ type Store struct {
 }
 
 // Open starts the node: it opens (or creates) the log and snapshots in
-// DataDir (migrating an earlier release's raft.db first), replays committed state, and bootstraps a single-node cluster
-// when Config.Bootstrap is set and there is no state yet.
+// DataDir (migrating an earlier release's raft.db first), replays
+// committed state, and bootstraps a single-node cluster when
+// Config.Bootstrap is set and there is no state yet.
 func Open(cfg Config) (*Store, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err

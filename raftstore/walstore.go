@@ -29,40 +29,29 @@ const (
 	boltMigratedName = "raft.db.migrated"
 )
 
-// walStore is a raft-wal log whose Close closes all of it: WAL.Close
-// (v0.4.0 to v0.4.2) leaves the metadata's bbolt file open, and with it bbolt's
-// flock, so that opening the directory again in the same process (a
-// restarted node in a test, Recover after a check) would wait on that lock
-// forever (bbolt is opened without a timeout there).
-type walStore struct {
-	*wal.WAL
-	meta *metadb.BoltMetaDB
-}
-
-func (w walStore) Close() error { return errors.Join(w.WAL.Close(), w.meta.Close()) }
-
 // openWAL opens (or, in an empty directory, creates) a raft-wal log in dir.
 // raft-wal trusts its metadata completely (a missing wal-meta.db makes it
 // start empty and delete the segments it does not list), so checkWALDir
 // runs first wherever the directory may hold state.
-func openWAL(dir string, logger hclog.Logger) (ws walStore, err error) {
+func openWAL(dir string, logger hclog.Logger) (w *wal.WAL, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return walStore{}, err
+		return nil, err
 	}
 	meta := &metadb.BoltMetaDB{}
 	defer func() {
 		// bbolt panics on some damaged pages instead of returning an error.
 		if r := recover(); r != nil {
 			meta.Close()
-			ws, err = walStore{}, fmt.Errorf("raft-wal: %v", r)
+			w, err = nil, fmt.Errorf("raft-wal: %v", r)
 		}
 	}()
-	w, err := wal.Open(dir, wal.WithMetaStore(meta), wal.WithLogger(logger))
+	// WAL.Close closes meta too (v0.4.1 on; v0.4.0 left its flock held).
+	w, err = wal.Open(dir, wal.WithMetaStore(meta), wal.WithLogger(logger))
 	if err != nil {
 		meta.Close()
-		return walStore{}, err
+		return nil, err
 	}
-	return walStore{w, meta}, nil
+	return w, nil
 }
 
 // migrateToWAL copies raft.db's log and raft's stable keys (term and vote)
@@ -105,8 +94,9 @@ func migrateToWAL(dir string, bolt *raftboltdb.BoltStore, logger hclog.Logger) e
 
 // copyRaftState copies the stable keys raft writes (a key raft has not
 // written yet, such as the vote of a node that never voted, stays unset)
-// and every log entry.
-func copyRaftState(dst walStore, src *raftboltdb.BoltStore) error {
+// and every log entry. Not raft-wal's migrate.CopyStable: it fails on a
+// key raft-boltdb has never been given (ErrKeyNotFound).
+func copyRaftState(dst *wal.WAL, src *raftboltdb.BoltStore) error {
 	for _, k := range []string{"CurrentTerm", "LastVoteTerm"} {
 		v, err := src.GetUint64([]byte(k))
 		if errors.Is(err, raftboltdb.ErrKeyNotFound) {
