@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -108,16 +109,18 @@ func devCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			// From here on an interrupt is a clean stop, also while the
+			// start is still waiting for the node or the sidecar.
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			root := "http://" + n.listener.Addr().String()
 			// The banner promises working root credentials: print it only
 			// once a request signed with them authenticates.
 			rootCreds := &protocol.Credentials{ClientID: "static/taskcluster/root", AccessToken: n.rootTok}
-			if err := waitReady(c.Context, root, rootCreds, 30*time.Second); err != nil {
+			if err := waitReady(ctx, root, rootCreds, 30*time.Second); err != nil {
 				n.stop()
-				return err
+				return interruptedIsClean(ctx, err)
 			}
-			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			b := devBanner{Root: root, RootToken: n.rootTok, ReaderToken: readerTok, Dir: dir}
 			var sidecarDone chan error
 			if addr := c.String("sidecar-addr"); addr != "" {
@@ -125,7 +128,7 @@ func devCommand() *cli.Command {
 				b.Sidecar, err = startDevSidecar(ctx, root, addr, sidecarTok, log, sidecarDone)
 				if err != nil {
 					n.stop()
-					return err
+					return interruptedIsClean(ctx, err)
 				}
 			}
 			b.write(c.App.Writer)
@@ -156,12 +159,16 @@ func startDevSidecar(ctx context.Context, root, addr, token string, log *slog.Lo
 	// wait for ours so that the sidecar does not start with a 401.
 	cp := &tcclient.Client{RootURL: root, Credentials: &protocol.Credentials{ClientID: devSidecarClientID, AccessToken: token}}
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		if err := cp.Do(ctx, http.MethodGet, "/roles/", nil, nil, nil); err == nil {
+		err := cp.Do(ctx, http.MethodGet, "/roles/", nil, nil, nil)
+		if err == nil {
 			break
-		} else if time.Now().After(deadline) || ctx.Err() != nil {
-			return "", fmt.Errorf("the dev sidecar's static client was not usable: %w", err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("the dev sidecar's static client was not usable within 30s: %w", err)
+		}
+		if !sleepCtx(ctx, 50*time.Millisecond) {
+			return "", ctx.Err()
+		}
 	}
 	policy, err := sidecar.ParsePolicy("examples/notes/routes.yaml", notes.Routes)
 	if err != nil {
@@ -186,6 +193,8 @@ func startDevSidecar(ctx context.Context, root, addr, token string, log *slog.Lo
 		return "", fmt.Errorf("sidecar: %w", err)
 	case <-time.After(10 * time.Second):
 		return "", fmt.Errorf("the dev sidecar did not start listening within 10s")
+	case <-ctx.Done():
+		return "", ctx.Err()
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -193,11 +202,35 @@ func startDevSidecar(ctx context.Context, root, addr, token string, log *slog.Lo
 		if ok {
 			return "http://" + bound, nil
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if time.Now().After(deadline) {
 			return "", fmt.Errorf("the dev sidecar did not sync with the control plane within 30s: %s", why)
 		}
-		time.Sleep(50 * time.Millisecond)
+		if !sleepCtx(ctx, 50*time.Millisecond) {
+			return "", ctx.Err()
+		}
 	}
+}
+
+// sleepCtx waits for d, or less if ctx ends first; it reports whether
+// the whole wait passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// interruptedIsClean turns the error of a start cut short by an interrupt
+// into a clean exit: the user asked for the stop, and nothing failed.
+func interruptedIsClean(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return nil
+	}
+	return err
 }
 
 type devBanner struct {
